@@ -1,0 +1,58 @@
+"""Deep Image Prior engine: pure PyTorch, no files, no orchestration.
+
+    from dip_engine import restore
+    result = restore(noisy, "denoise")        # noisy: float C×H×W in [0, 1]
+    result.image, result.iterations, result.stop_reason
+"""
+
+from dip_engine.config import (
+    FitConfig,
+    GuardConfig,
+    NetConfig,
+    Performance,
+    RestoreConfig,
+    StoppingConfig,
+)
+from dip_engine.fit import Problem, fit
+from dip_engine.functional import psnr, ssim
+from dip_engine.operators import (
+    Denoising,
+    FlashNoFlash,
+    FlashPair,
+    Inpainting,
+    Operator,
+    SuperResolution,
+    block_mask,
+    synthesize_flash_pair,
+)
+from dip_engine.restore import restore
+from dip_engine.result import FitState, History, Restoration
+from dip_engine.tasks import Task, get_task, task_names
+
+__all__ = [
+    "Denoising",
+    "FitConfig",
+    "FitState",
+    "FlashNoFlash",
+    "FlashPair",
+    "GuardConfig",
+    "History",
+    "Inpainting",
+    "NetConfig",
+    "Operator",
+    "Performance",
+    "Problem",
+    "RestoreConfig",
+    "Restoration",
+    "StoppingConfig",
+    "SuperResolution",
+    "Task",
+    "block_mask",
+    "fit",
+    "get_task",
+    "psnr",
+    "restore",
+    "ssim",
+    "synthesize_flash_pair",
+    "task_names",
+]

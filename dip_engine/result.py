@@ -1,0 +1,46 @@
+"""What a fit returns: the image, how it got there, and the state to continue from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+
+@dataclass
+class FitState:
+    """Everything needed to continue a fit: how video frames warm-start from their predecessor."""
+
+    weights: dict[str, Tensor]  # the generator's state_dict
+    optimizer: dict[str, Any]  # Adam's state_dict
+    code: Tensor  # the input code z, (1, channels, H_padded, W_padded)
+    average: Tensor | None  # the exponential average of outputs, (1, C, H, W), or None
+
+
+@dataclass
+class History:
+    """Per-iteration traces of one fit (all lists have one entry per iteration)."""
+
+    loss: list[float] = field(default_factory=list)  # the data term before each step
+    criterion: list[float] = field(default_factory=list)  # the stopping criterion (NaN while undefined)
+    psnr: list[float] = field(default_factory=list)  # of the returned-kind image, if a reference was given
+    events: list[dict[str, Any]] = field(default_factory=list)  # rollbacks and other incidents
+
+    @property
+    def best_psnr(self) -> float:
+        return max(self.psnr) if self.psnr else float("nan")
+
+
+@dataclass
+class Restoration:
+    """The result record of `dip_engine.restore`."""
+
+    image: Tensor  # C×H×W in [0, 1] (H·t × W·t for super-resolution)
+    iterations: int  # iterations run
+    stop_reason: str  # "early_stop" | "max_iterations" | "diverged"
+    history: History
+    seconds: float
+    kept_iteration: int  # the iteration whose image was returned
+    task: str = ""
+    state: FitState | None = None  # the final state, for warm starts

@@ -1,0 +1,71 @@
+"""Atomic file replacement: write next to the target, fsync, then rename onto it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def temp_path_for(path: Path, *, keep_suffix: bool = False) -> Path:
+    """A fresh hidden temporary name beside `path`, e.g. ``.photo.png.4711-3f9a2c.tmp``.
+
+    The name starts with '.', keeps the target's full name as a recognisable stem and ends with
+    '.tmp' (the project's .gitignore ignores ``*.tmp``). With `keep_suffix` the target's extension is
+    appended after '.tmp' (``.clip.mp4.4711-3f9a2c.tmp.mp4``) for tools such as ffmpeg that pick
+    the container from the extension. The process id and a random token make concurrent writers
+    of the same target use different temporary files.
+    """
+    token = f"{os.getpid()}-{secrets.token_hex(3)}"
+    suffix = path.suffix if keep_suffix else ""
+    return path.with_name(f".{path.name}.{token}.tmp{suffix}")
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable; silently skipped where folders cannot be opened (Windows)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def atomic_path(path: Path, *, keep_suffix: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to write `path` through; on success it replaces `path` atomically.
+
+    Usage::
+
+        with atomic_path(Path("out/ledger.csv")) as tmp:
+            tmp.write_text(text)
+
+    The parent folders are created. When the block finishes, the temporary file is fsync'd and
+    `os.replace`d onto `path` (readers see the old file or the complete new one, never a partial
+    one). If the block raises (or the body never created the file), the temporary file is removed,
+    `path` is left as it was, and the exception propagates. See `temp_path_for` for the naming.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path, keep_suffix=keep_suffix)
+    try:
+        yield tmp
+        if not tmp.is_file():
+            raise FileNotFoundError(f"the writer did not create {tmp}; {path} was left unchanged")
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)

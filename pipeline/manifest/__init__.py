@@ -1,0 +1,56 @@
+"""Manifests: the CSV file that lists what to restore, one row per image or video.
+
+A manifest is a UTF-8 CSV file (a byte-order mark is tolerated) whose first line is a header
+naming its columns, in any order (names are matched ignoring case and surrounding spaces).
+Blank lines are skipped and spaces around cells are stripped:
+
+    id,task,input,mask,scale,output
+    portrait,denoise,scans/portrait.png,,,
+    street,sr,small/street.tif,,4,big/street.tif
+    wall,inpaint,/archive/wall.jpg,/archive/wall_mask.png,,
+
+Columns (`VALID_COLUMNS`; an empty cell means "not given"):
+
+- `id` (required): unique name of the row, also the default output's file stem: letters, digits,
+  '-', '_' and '.', not starting with '.'. Ids are compared ignoring case (they name files).
+- `task` (required): a preset of `dip_engine.task_names()`.
+- `input` (required): the image or video to restore. Relative paths are relative to the
+  manifest's folder; absolute paths are used as they are (so are mask, flash and reference).
+- `mask` (inpaint, watermark: required): binary mask image, same height and width as the input.
+- `scale` (super-resolution): integer >= 2; required for `sr`, optional for `sr2`/`sr4`/`sr8`
+  where it must equal the preset's factor.
+- `flash` (flash: required): the flash image; `input` is the no-flash one. Same C×H×W.
+- `reference` (optional): a clean image of the output's C×H×W (the input's, with height and width
+  times the scale for super-resolution), only used to report PSNR.
+- `output` (optional): where to write the result, relative to the output folder; it must stay
+  inside it (no absolute paths, no '..'). Default `<id>.<input extension>`, except that .jpg and
+  .jpeg inputs default to .png, so that the result is not degraded by lossy re-encoding.
+  Images are written as images, videos as videos.
+- `max_iterations` (optional, integer >= 1) and `seed` (optional, integer >= 0): per-row overrides.
+
+A column that the row's task does not use (a mask on a denoise row) is an error, as is a column
+not in `VALID_COLUMNS`. `parse_manifest` reads every row and reports every problem at once in a
+`ManifestError`; `validate_manifest` returns the problems instead; `write_manifest_for_folder`
+writes a manifest for a folder of images (`pipeline manifest DIR --task denoise > manifest.csv`).
+"""
+
+from pipeline.manifest.folder import write_manifest_for_folder
+from pipeline.manifest.parse import parse_manifest, validate_manifest
+from pipeline.manifest.schema import (
+    REQUIRED_COLUMNS,
+    VALID_COLUMNS,
+    ManifestError,
+    ManifestProblem,
+    ManifestRow,
+)
+
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "VALID_COLUMNS",
+    "ManifestError",
+    "ManifestProblem",
+    "ManifestRow",
+    "parse_manifest",
+    "validate_manifest",
+    "write_manifest_for_folder",
+]

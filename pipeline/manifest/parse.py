@@ -1,0 +1,281 @@
+"""Reading a manifest: the CSV, its header, each row's cells, and the checks across rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from itertools import zip_longest
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from dip_engine import Task, get_task, task_names
+from pipeline.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image_path, is_video_path
+from pipeline.manifest.files import check_files as check_referenced_files
+from pipeline.manifest.schema import (
+    KIND_COLUMNS,
+    REQUIRED_COLUMNS,
+    VALID_COLUMNS,
+    Draft,
+    ManifestError,
+    ManifestProblem,
+    ManifestRow,
+    Report,
+)
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+_INT_PATTERN = re.compile(r"[+-]?[0-9]+")
+_MAX_SEED = 2**63 - 1
+_LOSSY_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg")
+_IMAGE_EXTENSIONS = " ".join(IMAGE_SUFFIXES)
+_VIDEO_EXTENSIONS = " ".join(VIDEO_SUFFIXES)
+
+
+def parse_manifest(path: Path, *, check_files: bool = True) -> list[ManifestRow]:
+    """Read and validate a manifest; a ManifestError lists every problem found in it.
+
+    Every row is read and every problem collected before raising. check_files=True also checks
+    that every referenced file exists and, for images, decodes, and that masks, flash images and
+    references have the size the row's input implies (video inputs: existence only).
+    """
+    path = Path(path)
+    report = Report(path)
+    drafts = _parse(path, report, check_files=check_files)
+    if report.problems:
+        raise ManifestError(path, report.problems)
+    return [draft.to_row() for draft in drafts]
+
+
+def validate_manifest(path: Path, *, check_files: bool = True) -> list[ManifestProblem]:
+    """The problems `parse_manifest` would raise, without raising; an empty list if it is valid."""
+    report = Report(Path(path))
+    _parse(Path(path), report, check_files=check_files)
+    return report.problems
+
+
+def _parse(path: Path, report: Report, *, check_files: bool) -> list[Draft]:
+    records = _read_records(path, report)
+    if not records:
+        return []
+    (header_line, header), rows = records[0], records[1:]
+    columns = _read_header(header, report)
+    if columns is None:
+        return []
+    if not rows:
+        report.add(None, None, f"the manifest has a header (line {header_line}) but no rows; add one row per image")
+    base = Path(os.path.abspath(path)).parent
+    drafts = [_parse_row(line, cells, columns, base, report) for line, cells in rows]
+    _check_unique(drafts, report)
+    if check_files:
+        check_referenced_files(drafts, report)
+    report.problems.sort(key=lambda problem: problem.row_number or 0)  # stable: a row's own order kept
+    return drafts
+
+
+def _read_records(path: Path, report: Report) -> list[tuple[int, list[str]]]:
+    """The file's non-blank CSV records, cells stripped, each with the line it starts on."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        report.add(None, None, f"manifest file not found: {os.path.abspath(path)}")
+        return []
+    except UnicodeDecodeError as error:
+        report.add(None, None, f"the manifest is not UTF-8 text ({error.reason} at byte {error.start}); save it as 'CSV UTF-8'")
+        return []
+    except OSError as error:
+        report.add(None, None, f"cannot read the manifest {os.path.abspath(path)}: {error.strerror or error}")
+        return []
+    records: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    end = 0
+    try:
+        for cells in reader:
+            start, end = end + 1, reader.line_num
+            stripped = [cell.strip() for cell in cells]
+            if any(stripped):
+                records.append((start, stripped))
+    except csv.Error as error:
+        report.add(end + 1, None, f"not valid CSV: {error}; check the quotes from this line on")
+        return []
+    if not records:
+        report.add(None, None, f"the manifest is empty; its first line must be a header, e.g. {','.join(REQUIRED_COLUMNS)}")
+    return records
+
+
+def _read_header(header: list[str], report: Report) -> list[str] | None:
+    """The header's column names in lower case; None when the rows cannot be read with it."""
+    names = [name.lower() for name in header]
+    valid = ", ".join(VALID_COLUMNS)
+    for position, name in enumerate(names):
+        if not name:
+            continue  # cells under it are reported by the rows that fill them
+        if name not in VALID_COLUMNS:
+            report.add(None, name, f"unknown column in the header; valid columns: {valid}")
+        elif names.index(name) < position:
+            report.add(None, name, "the header names this column twice; keep one")
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    if not missing:
+        return names
+    hint = ""
+    if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+        hint = "; the file seems to separate cells with ';' or tabs: save it comma-separated"
+    elif not set(names) & set(VALID_COLUMNS):
+        hint = f"; the first line must be the header, e.g. {','.join(REQUIRED_COLUMNS)}"
+    report.add(None, None, f"required column(s) missing from the header: {', '.join(missing)}{hint}")
+    return None
+
+
+def _parse_row(line: int, cells: list[str], columns: list[str], base: Path, report: Report) -> Draft:
+    """Parse one record; each problem is reported and leaves its field None."""
+    unnamed = [cell for name, cell in zip_longest(columns, cells) if not name and cell]
+    if unnamed:
+        values = ", ".join(repr(cell) for cell in unnamed)
+        report.add(line, None, f"cells with no column name in the header: {values}; name the column, or quote cells that contain ','")
+    given = {name: cell for name, cell in zip(columns, cells) if name in VALID_COLUMNS and cell}
+    draft = Draft(line, given)
+    for name in REQUIRED_COLUMNS:
+        if name not in given:
+            report.add(line, name, "required, but the cell is empty")
+    if "id" in given:
+        draft.id = _parse_id(given["id"], line, report)
+    if "task" in given:
+        draft.task = _parse_task(given["task"], line, report)
+        _check_task_columns(draft, report)
+    for name in ("input", "mask", "flash", "reference"):
+        if name in given and (draft.task is None or _uses(draft.task, name)):
+            setattr(draft, name, _parse_path(draft, name, base, report))
+    draft.scale = _parse_scale(draft, report)
+    if "max_iterations" in given:
+        draft.max_iterations = _parse_int(given["max_iterations"], "max_iterations", 1, None, line, report)
+    if "seed" in given:
+        draft.seed = _parse_int(given["seed"], "seed", 0, _MAX_SEED, line, report)
+    draft.output = _parse_output(draft, report)
+    return draft
+
+
+def _parse_id(text: str, line: int, report: Report) -> str | None:
+    if _ID_PATTERN.fullmatch(text):
+        return text
+    report.add(line, "id", f"{text!r} is not a valid id: use letters, digits, '-', '_' and '.', not starting with '.' (the id names the output file)")
+    return None
+
+
+def _parse_task(text: str, line: int, report: Report) -> Task | None:
+    """The preset named in the cell, matched ignoring case."""
+    names = {name.lower(): name for name in task_names()}
+    if text.lower() in names:
+        return get_task(names[text.lower()])
+    report.add(line, "task", f"unknown task {text!r}; known tasks: {', '.join(task_names())}")
+    return None
+
+
+def _uses(task: Task, column: str) -> bool:
+    """Whether rows of this task may fill the column."""
+    return dict(KIND_COLUMNS).get(column, task.kind) == task.kind
+
+
+def _check_task_columns(draft: Draft, report: Report) -> None:
+    """Task-specific columns: filled where the task does not use them, empty where it needs them."""
+    task = draft.task
+    if task is None:
+        return
+    for column, kind in KIND_COLUMNS:
+        if column in draft.given and task.kind != kind:
+            users = ", ".join(name for name in task_names() if get_task(name).kind == kind)
+            report.add(draft.line, column, f"only used by the tasks {users}, not by task {task.name!r}; empty the cell or change the task")
+    if task.kind == "inpaint" and "mask" not in draft.given:
+        report.add(draft.line, "mask", f"task {task.name!r} needs a mask: a binary image, white (1) where pixels are known")
+    if task.kind == "flash" and "flash" not in draft.given:
+        report.add(draft.line, "flash", "task 'flash' needs the flash image here (the input is the no-flash image)")
+
+
+def _parse_path(draft: Draft, column: str, base: Path, report: Report) -> Path | None:
+    """A path cell made absolute (relative to the manifest's folder), its extension checked.
+
+    Inputs may be images or videos; flash and reference images may be videos for a video input;
+    masks are images.
+    """
+    text = draft.given[column]
+    if any(ord(character) < 32 for character in text):
+        report.add(draft.line, column, f"{text!r} contains control characters; write the file's path")
+        return None
+    path = Path(os.path.abspath(base / os.path.expanduser(text)))
+    video_ok = column == "input" or (column != "mask" and draft.input is not None and is_video_path(draft.input))
+    if is_image_path(path) or (video_ok and is_video_path(path)):
+        return path
+    expected = f"an image ({_IMAGE_EXTENSIONS})" + (f" or a video ({_VIDEO_EXTENSIONS})" if video_ok else "")
+    report.add(draft.line, column, f"{text!r} is not {expected} by its extension")
+    return None
+
+
+def _parse_int(text: str, column: str, low: int, high: int | None, line: int, report: Report) -> int | None:
+    """A whole number in [low, high]; reported otherwise."""
+    if _INT_PATTERN.fullmatch(text) and low <= int(text) and (high is None or int(text) <= high):
+        return int(text)
+    bounds = f">= {low}" if high is None else f"between {low} and {high}"
+    report.add(line, column, f"must be a whole number {bounds}, got {text!r}")
+    return None
+
+
+def _parse_scale(draft: Draft, report: Report) -> int | None:
+    """The factor of an sr* row (the preset's when the cell is empty); None for other tasks."""
+    task, text = draft.task, draft.given.get("scale")
+    if task is None or task.kind != "sr":
+        return None
+    if text is None:
+        if task.scale is None:
+            report.add(draft.line, "scale", f"task {task.name!r} needs a scale: a whole number >= 2 (or use the task sr2, sr4 or sr8)")
+        return task.scale
+    scale = _parse_int(text, "scale", 2, None, draft.line, report)
+    if scale is not None and task.scale is not None and scale != task.scale:
+        report.add(draft.line, "scale", f"task {task.name!r} is fixed to scale {task.scale}, got {scale}; empty the cell or use task 'sr'")
+        return None
+    return scale
+
+
+def _parse_output(draft: Draft, report: Report) -> PurePosixPath | None:
+    """The output path relative to the output folder: the cell, or `<id>.<input extension>`."""
+    text = draft.given.get("output")
+    if text is None:
+        if draft.id is None or draft.input is None:
+            return None
+        suffix = draft.input.suffix.lower()
+        return PurePosixPath(draft.id + (".png" if suffix in _LOSSY_SUFFIXES else suffix))
+    problem = _output_problem(text, draft.input)
+    if problem is not None:
+        report.add(draft.line, "output", problem)
+        return None
+    return PurePosixPath(text)
+
+
+def _output_problem(text: str, input_path: Path | None) -> str | None:
+    """Why an output cell cannot be used, or None."""
+    path = PurePosixPath(text)
+    if "\\" in text:
+        return f"{text!r} contains '\\'; separate folders with '/'"
+    if path.is_absolute() or PureWindowsPath(text).drive:
+        return f"{text!r} is an absolute path; outputs are relative to the output folder, e.g. {path.name!r}"
+    if ".." in path.parts:
+        return f"{text!r} contains '..'; outputs must stay inside the output folder"
+    if input_path is not None and is_video_path(input_path):
+        return None if is_video_path(path) else f"{text!r} needs a video extension ({_VIDEO_EXTENSIONS}): the input is a video"
+    return None if is_image_path(path) else f"{text!r} needs an image extension ({_IMAGE_EXTENSIONS})"
+
+
+def _check_unique(drafts: list[Draft], report: Report) -> None:
+    """Ids and outputs must differ between rows, ignoring case: they name files."""
+    first_id: dict[str, Draft] = {}
+    first_output: dict[str, Draft] = {}
+    for draft in drafts:
+        if draft.id is None:
+            continue
+        earlier = first_id.setdefault(draft.id.casefold(), draft)
+        if earlier is not draft:
+            same = "" if earlier.id == draft.id else f" as {earlier.id!r} (ids are compared ignoring case)"
+            report.add(draft.line, "id", f"duplicate id {draft.id!r}: already used on row {earlier.line}{same}; ids must be unique")
+            continue
+        if draft.output is None:
+            continue
+        earlier = first_output.setdefault(draft.output.as_posix().casefold(), draft)
+        if earlier is not draft:
+            report.add(draft.line, "output", f"{draft.output.as_posix()!r} is also the output of row {earlier.line} (id {earlier.id!r}); give each row its own output")

@@ -1,0 +1,291 @@
+"""The ledger of an output folder: what is done, with its metrics; the source of truth for resume.
+
+Files, in the output folder:
+
+* ``results.jsonl``: append-only, one JSON object per line, one line per finished or failed
+  attempt of a unit (a manifest row). Each line is written with a single ``write`` followed by
+  ``fsync``, so a crash leaves at most one incomplete line, at the end; reading skips it (and any
+  other line that is not a JSON object with an ``id``), and the next append starts a fresh line.
+* ``results.<shard>.jsonl``: the same, one file per shard of a job array (``Ledger(out, shard=3)``
+  appends there). Reading merges the main file and every shard file.
+* ``results.csv``: a table regenerated from the ledger (`Ledger.write_csv`), one row per unit.
+
+Records are plain dicts (see `UnitRecord` for the fields the pipeline writes). The latest record
+of a unit decides its state: a unit is done when that record has status ``"done"`` and its
+output file still exists, so deleting an output makes a rerun redo it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.io import atomic_path
+
+RESULTS_JSONL = "results.jsonl"
+RESULTS_CSV = "results.csv"
+SHARD_GLOB = "results.*.jsonl"
+STATUS_DONE = "done"
+STATUS_FAILED = "failed"
+
+# The columns of results.csv, in order (other record fields are kept in results.jsonl only).
+CSV_COLUMNS: tuple[str, ...] = (
+    "id",
+    "status",
+    "task",
+    "input",
+    "output",
+    "psnr_in",
+    "psnr_out",
+    "ssim_in",
+    "ssim_out",
+    "iterations",
+    "stop_reason",
+    "kept_iteration",
+    "seconds",
+    "worker",
+    "attempt",
+    "error",
+    "finished_at",
+)
+
+_SHARD_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+# The temporary names of pipeline.io.atomic.temp_path_for: ".NAME.<pid>-<6 hex>.tmp[SUFFIX]".
+_TEMP_PATTERN = re.compile(r"\.(?P<name>.+)\.\d+-[0-9a-f]{6}\.tmp(?P<suffix>\.[^.]*)?")
+
+
+@dataclass(frozen=True)
+class UnitRecord:
+    """One ledger line: the outcome of one attempt at one unit.
+
+    Metrics are None when the row has no reference; PSNR is +inf for identical images (written
+    as ``Infinity``, which Python's json reads back). `output` is relative to the output folder,
+    with '/' separators; `input` is the path the manifest resolved.
+    """
+
+    id: str
+    status: str  # STATUS_DONE | STATUS_FAILED
+    task: str
+    input: str
+    output: str
+    row: int | None = None  # the manifest line of the row
+    psnr_in: float | None = None  # the input against the reference (bicubic-upsampled for sr)
+    psnr_out: float | None = None  # the written output against the reference
+    ssim_in: float | None = None
+    ssim_out: float | None = None
+    iterations: int | None = None
+    stop_reason: str | None = None  # "early_stop" | "max_iterations" | "diverged"
+    kept_iteration: int | None = None
+    bit_depth: str | None = None  # of the written output
+    seconds: float | None = None  # wall time of the whole unit, file I/O included
+    engine_seconds: float | None = None  # the engine's own fit time
+    worker: str = ""
+    attempt: int = 1
+    finished_at: str = ""  # UTC, ISO 8601
+    error: str | None = None  # why a failed attempt failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as the plain dict the ledger stores."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """The record as one ledger line (without the newline)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+class Ledger:
+    """The ledger of one output folder (see the module docstring).
+
+    `shard`: appends go to ``results.<shard>.jsonl`` instead of ``results.jsonl`` (letters,
+    digits, '-' and '_'), so the tasks of a job array never write the same file. Reading always
+    merges every ledger file of the folder.
+    """
+
+    def __init__(self, out_dir: Path | str, *, shard: str | int | None = None) -> None:
+        self.out_dir = Path(out_dir)
+        if shard is not None and not _SHARD_PATTERN.fullmatch(str(shard)):
+            raise ValueError(f"shard must be letters, digits, '-' or '_', got {shard!r}")
+        self.path = self.out_dir / (RESULTS_JSONL if shard is None else f"results.{shard}.jsonl")
+        self.csv_path = self.out_dir / RESULTS_CSV
+        self.skipped_lines: list[tuple[Path, int]] = []  # (file, line number) skipped by the last load
+
+    # ----- writing ---------------------------------------------------------------------------
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record as one line: a single write, flushed and fsync'd before returning.
+
+        The record needs a string ``id``. If the file does not end with a newline (a crash cut its
+        last line short), the new line starts with one, so it never merges with the fragment.
+        """
+        if not isinstance(record.get("id"), str) or not record["id"]:
+            raise ValueError(f"a ledger record needs a non-empty string 'id', got {record.get('id')!r}")
+        line = json.dumps(record, sort_keys=True) + "\n"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(descriptor).st_size
+            if size > 0 and os.pread(descriptor, 1, size - 1) != b"\n":
+                line = "\n" + line
+            data = line.encode("utf-8")
+            written = os.write(descriptor, data)
+            if written != len(data):  # a full disk; the short line is skipped by load()
+                raise OSError(f"only {written} of {len(data)} bytes were appended to {self.path}")
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def write_csv(self) -> None:
+        """Regenerate results.csv from `load()`, atomically: one row per unit, sorted by id.
+
+        Columns are `CSV_COLUMNS`; missing values are empty cells, floats have 4 decimals.
+        """
+        records = self.load()
+        with atomic_path(self.csv_path) as tmp:
+            with open(tmp, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(CSV_COLUMNS)
+                for unit_id in sorted(records):
+                    writer.writerow([_cell(records[unit_id].get(column)) for column in CSV_COLUMNS])
+
+    # ----- reading ---------------------------------------------------------------------------
+
+    def files(self) -> list[Path]:
+        """The ledger files that exist, in merge order: results.jsonl, then shard files by name."""
+        main = self.out_dir / RESULTS_JSONL
+        shards = sorted(path for path in self.out_dir.glob(SHARD_GLOB) if path.is_file())
+        return ([main] if main.is_file() else []) + shards
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """The latest record of each unit id.
+
+        Within a file the last line wins. Across files (main, then shards sorted by name) a later
+        file's record wins too, unless both records carry a ``finished_at`` time and the later
+        file's is older: so a unit retried outside its shard ends in its newest state. Blank lines
+        and lines that are not JSON objects with a string ``id`` (a line cut short by a crash) are
+        skipped and listed in `skipped_lines`.
+        """
+        self.skipped_lines = []
+        latest: dict[str, dict[str, Any]] = {}
+        for path in self.files():
+            for unit_id, record in self._read_file(path).items():
+                earlier = latest.get(unit_id)
+                if earlier is None or not _is_older(record, earlier):
+                    latest[unit_id] = record
+        return latest
+
+    def done_ids(self) -> set[str]:
+        """Ids whose latest record has status "done" and whose output file still exists."""
+        done = set()
+        for unit_id, record in self.load().items():
+            output = record.get("output")
+            if record.get("status") == STATUS_DONE and isinstance(output, str) and (self.out_dir / output).is_file():
+                done.add(unit_id)
+        return done
+
+    def _read_file(self, path: Path) -> dict[str, dict[str, Any]]:
+        latest: dict[str, dict[str, Any]] = {}
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                record = _parse_line(raw)
+                if record is None:
+                    self.skipped_lines.append((path, number))
+                else:
+                    latest[record["id"]] = record
+        return latest
+
+    # ----- partial outputs -------------------------------------------------------------------
+
+    def clean_partials(self, output: Path | str) -> int:
+        """Remove the temporary files an interrupted atomic write of `output` left; how many.
+
+        `output` is relative to the output folder (or absolute). Only names that
+        `pipeline.io.atomic.temp_path_for` makes for it are removed (``.NAME.<pid>-<hex>.tmp`` and
+        ``.NAME.<pid>-<hex>.tmp.EXT``). Call it only while no other process writes that output:
+        a live writer's temporary file looks the same.
+        """
+        target = Path(output) if Path(output).is_absolute() else self.out_dir / output
+        if not target.parent.is_dir():
+            return 0
+        removed = 0
+        for entry in os.scandir(target.parent):
+            match = _TEMP_PATTERN.fullmatch(entry.name)
+            if match and match["name"] == target.name and _suffix_fits(match) and entry.is_file(follow_symlinks=False):
+                removed += _remove(entry.path)
+        return removed
+
+    def clean_all_partials(self) -> int:
+        """Remove every atomic-write temporary file under the output folder; how many.
+
+        Same naming rule and the same caution as `clean_partials` (no writer may be running).
+        """
+        if not self.out_dir.is_dir():
+            return 0
+        removed = 0
+        for folder, _subfolders, names in os.walk(self.out_dir):
+            for name in names:
+                match = _TEMP_PATTERN.fullmatch(name)
+                path = os.path.join(folder, name)
+                if match and _suffix_fits(match) and os.path.isfile(path) and not os.path.islink(path):
+                    removed += _remove(path)
+        return removed
+
+
+def _parse_line(raw: bytes) -> dict[str, Any] | None:
+    """The record on one line, or None if it is not a JSON object with a non-empty string id."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not record["id"]:
+        return None
+    return record
+
+
+def _finished(record: dict[str, Any]) -> datetime | None:
+    text = record.get("finished_at")
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _is_older(record: dict[str, Any], earlier: dict[str, Any]) -> bool:
+    """Whether `record` (from a later file) finished strictly before `earlier` (both timed)."""
+    new, old = _finished(record), _finished(earlier)
+    return new is not None and old is not None and new < old
+
+
+def _suffix_fits(match: re.Match[str]) -> bool:
+    """temp_path_for(keep_suffix=True) appends the target's own extension after '.tmp'."""
+    suffix = match["suffix"]
+    return suffix is None or match["name"].endswith(suffix)
+
+
+def _remove(path: str) -> int:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:  # removed meanwhile (its writer finished or cleaned up)
+        return 0
+    return 1
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4f}" if math.isfinite(value) else str(value)
+    return str(value)

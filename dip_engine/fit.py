@@ -100,7 +100,9 @@ def fit(
     started = time.perf_counter()
     height, width = problem.size
     multiple = net_config.size_multiple
-    padded_h, padded_w = padded_size(height, multiple), padded_size(width, multiple)
+    # At least two multiples, so the deepest feature map is 2×2: batch norm needs more than one
+    # value per channel, and reflection padding needs a side larger than the pad.
+    padded_h, padded_w = (max(2 * multiple, padded_size(side, multiple)) for side in (height, width))
     top, left = (padded_h - height) // 2, (padded_w - width) // 2
 
     if initial_state is not None:

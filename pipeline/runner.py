@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import RayActorError, RayError
 
 from pipeline.ledger import Ledger
 from pipeline.manifest import ManifestRow
@@ -193,7 +193,7 @@ def execute(
                     pool.replace(slot)
                     ledger.clean_partials(options.out_dir / row.output)
                     _retry_or_fail(row, attempt, f"worker died: {_error_text(error)}", options, queue, progress, finish)
-                except RayTaskError as error:  # the unit raised: the worker is fine
+                except RayError as error:  # the unit raised (or its error did not unpickle): the worker is fine
                     _retry_or_fail(row, attempt, _error_text(error), options, queue, progress, finish)
                 idle.append(slot)
     finally:

@@ -38,6 +38,17 @@ class UnitError(ValueError):
         self.row_number = row.row_number
         self.id = row.id
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Rebuilt from its message, so that it crosses process boundaries (Ray workers) intact."""
+        return (_rebuild_unit_error, (str(self), self.row_number, self.id))
+
+
+def _rebuild_unit_error(message: str, row_number: int, unit_id: str) -> UnitError:
+    error = UnitError.__new__(UnitError)
+    ValueError.__init__(error, message)
+    error.row_number, error.id = row_number, unit_id
+    return error
+
 
 def output_bit_depth(input_bit_depth: str, output: Path) -> str:
     """The bit depth to write `output` with for an input stored at `input_bit_depth`.

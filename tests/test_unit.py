@@ -243,3 +243,16 @@ def test_failed_record(tmp_path: Path) -> None:
     assert record["worker"] == "node1/gpu0" and record["attempt"] == 3 and record["psnr_out"] is None
     Ledger(tmp_path).append(record)
     assert Ledger(tmp_path).load()["denoise-row"]["status"] == "failed"
+
+
+def test_unit_error_survives_pickling() -> None:
+    import pickle
+
+    from pipeline.unit import UnitError
+
+    error = UnitError.__new__(UnitError)
+    ValueError.__init__(error, "row 3 (id x): the mask is not binary")
+    error.row_number, error.id = 3, "x"
+    copy = pickle.loads(pickle.dumps(error))
+    assert isinstance(copy, UnitError) and str(copy) == str(error)
+    assert (copy.row_number, copy.id) == (3, "x")

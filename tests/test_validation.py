@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dip_engine import NetConfig, StoppingConfig, restore, task_names
+from dip_engine import NetConfig, RestoreConfig, StoppingConfig, restore, task_names
 from dip_engine.config import FitConfig, GuardConfig
 
 GOOD = torch.full((3, 37, 45), 0.5)
@@ -97,3 +97,10 @@ def test_bad_configurations() -> None:
         FitConfig(average=1.0)
     with pytest.raises(ValueError, match="spike_factor"):
         GuardConfig(spike_factor=0.5)
+
+
+def test_images_smaller_than_the_network_depth_work() -> None:
+    """The published 5-level network on a 20×24 image (padded to 64×64, deepest map 2×2)."""
+    x0 = torch.rand(3, 20, 24, generator=torch.Generator().manual_seed(0))
+    result = restore(x0, "denoise", config=RestoreConfig(fit=FitConfig(max_iterations=2)))
+    assert result.image.shape == (3, 20, 24)

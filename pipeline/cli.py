@@ -1,0 +1,247 @@
+"""The `pipeline` command: run a manifest on Ray, validate a manifest, write one for a folder.
+
+    pipeline run manifests/demo.csv --out demo-out        # restore every row; resumable
+    pipeline run big.csv --out /scratch/out --dry-run       # what would run, on what
+    pipeline validate big.csv                               # every problem, one per line
+    pipeline manifest scans/ --task denoise > scans.csv     # a manifest for a folder of images
+
+Exit codes: 0 success (every unit done); 1 some units failed (the others are done, and
+rerunning the same command retries only the failed ones); 2 a usage error, a manifest that
+cannot be used, or a Ray cluster that cannot be reached (nothing was run); 3 the run itself
+stopped on an unexpected error (a bug: the traceback is printed; finished units are kept in
+the ledger); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from pipeline.manifest import (
+    ManifestError,
+    ManifestProblem,
+    ManifestRow,
+    parse_manifest,
+    validate_manifest,
+    write_manifest_for_folder,
+)
+
+if TYPE_CHECKING:
+    from pipeline.runner import Plan
+
+app = typer.Typer(
+    name="pipeline",
+    help="Batch restoration of image archives with Deep Image Prior, on a laptop or a Ray cluster.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+EXIT_FAILED_UNITS = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A console on stdout (or stderr); outside a terminal, wide enough that log lines don't wrap."""
+    probe = Console(stderr=stderr)
+    width = None if probe.is_terminal or os.environ.get("COLUMNS") else 160
+    return Console(stderr=stderr, width=width, highlight=False)
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _print_problems(problems: list[ManifestProblem], manifest: Path, err: Console) -> None:
+    for problem in problems:
+        err.print(escape(str(problem)), soft_wrap=True)
+    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    err.print(f"[bold red]manifest {escape(str(manifest))} cannot be used: {count}[/] (fix them and run again)")
+
+
+def _load(manifest: Path) -> list[ManifestRow]:
+    try:
+        return parse_manifest(manifest)
+    except ManifestError as error:
+        _print_problems(error.problems, manifest, _console(stderr=True))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@app.command("run")
+def run_command(
+    manifest: Annotated[Path, typer.Argument(help="The manifest CSV: one row per image to restore.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: restored files, results.jsonl, results.csv.")],
+    address: Annotated[
+        str | None, typer.Option(help="A running Ray cluster (ray://... or host:port). Default: RAY_ADDRESS, else a local Ray.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="CPU workers when there is no GPU. Default: one per 2 CPUs. With GPUs: one per GPU.")
+    ] = None,
+    retries: Annotated[int, typer.Option(min=0, help="Extra attempts for a unit that fails.")] = 2,
+    force: Annotated[bool, typer.Option("--force", help="Redo units the ledger already has as done.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit without running anything.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No plan, progress or table: only the totals line and errors.")] = False,
+) -> None:
+    """Restore every row of MANIFEST into --out. Rerunning skips what is already done (resume)."""
+    rows = _load(manifest)
+    if out.exists() and not out.is_dir():
+        raise _fail(f"--out {out} exists and is not a folder; give a folder for the restored files")
+
+    import ray  # imported here: `validate` and `manifest` should not pay for Ray
+
+    from pipeline.ledger import RESULTS_CSV, RESULTS_JSONL, Ledger
+    from pipeline.progress import RunDisplay, format_seconds, summary_table
+    from pipeline.runner import RunOptions, connect, execute, plan_run
+
+    options = RunOptions(out_dir=out, address=address, workers=workers, retries=retries, force=force)
+    started_ray = not ray.is_initialized()
+    where = address or os.environ.get("RAY_ADDRESS")
+    try:
+        connect(address)
+    except Exception as error:  # noqa: BLE001 - Ray raises many kinds; all mean "no cluster there"
+        target = f"the Ray cluster at {where}" if where else "a local Ray"
+        raise _fail(f"cannot start or reach {target}: {error}") from None
+    try:
+        plan = plan_run(rows, options, cluster=ray.cluster_resources())
+        console = _console()
+        if dry_run:
+            _print_plan(console, manifest, out, plan, force)
+            console.print("dry run: nothing was run and nothing was written")
+            return
+        if not plan.units:
+            if not quiet:
+                console.print(f"nothing to do: all {len(plan.skipped)} units are already done in {escape(str(out))} "
+                              "(--force redoes them)")
+            Ledger(out).write_csv()
+            return
+        if not quiet:
+            _print_plan(console, manifest, out, plan, force)
+        display = RunDisplay(console, len(plan.units), quiet=quiet)
+        try:
+            with display:
+                summary = execute(plan, options, on_progress=display)
+        except KeyboardInterrupt:
+            _console(stderr=True).print(
+                f"[yellow]interrupted[/]: finished units are recorded in {escape(str(out / RESULTS_JSONL))}; "
+                "run the same command again to resume"
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as error:  # noqa: BLE001 - a bug, not a unit failure: keep exit code 1 for those
+            traceback.print_exc(file=sys.stderr)
+            _console(stderr=True).print(
+                f"[bold red]the run stopped on an unexpected error[/] ({escape(type(error).__name__)}); units finished "
+                f"before it are recorded in {escape(str(out / RESULTS_JSONL))} and a rerun resumes after them. "
+                "This is a bug in the pipeline: please report it with the traceback above.",
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+        progress = summary.progress
+        if not quiet:
+            if summary.records:
+                console.print()
+                console.print(summary_table(summary.records))
+            console.print()
+        totals = f"{progress.done} done, {progress.failed} failed"
+        if progress.skipped:
+            totals += f", {progress.skipped} skipped (already done)"
+        if progress.retried:
+            totals += f", {progress.retried} retried attempt{'s' if progress.retried != 1 else ''}"
+        line = f"{progress.total} units: {totals} in {format_seconds(summary.seconds)}; output folder: {out}"
+        if summary.succeeded:
+            console.print(escape(line), soft_wrap=True)
+        else:
+            _console(stderr=True).print(f"[red]{escape(line)}[/]", soft_wrap=True)
+        if not quiet:
+            console.print(f"ledger: {escape(str(out / RESULTS_JSONL))}   table: {escape(str(out / RESULTS_CSV))}",
+                          soft_wrap=True)
+        if not summary.succeeded:
+            _console(stderr=True).print(
+                f"[red]some units failed[/]: their errors are in {escape(str(out / RESULTS_CSV))} (column 'error'); "
+                "fix the cause and run the same command again to retry only those",
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_FAILED_UNITS)
+    finally:
+        if started_ray and ray.is_initialized():
+            ray.shutdown()
+
+
+def _print_plan(console: Console, manifest: Path, out: Path, plan: Plan, force: bool) -> None:
+    kinds = Counter(row.task for row in plan.units)
+    tasks = ", ".join(f"{count} {task}" for task, count in sorted(kinds.items())) or "none"
+    device = (
+        f"{plan.gpus_per_worker} GPU + {plan.cpus_per_worker} CPUs each"
+        if plan.gpus_per_worker
+        else f"{plan.cpus_per_worker} CPU{'s' if plan.cpus_per_worker != 1 else ''} each, no GPU"
+    )
+    skipped = f"{len(plan.skipped)} skipped as already done"
+    if plan.skipped and not force:
+        skipped += " (--force redoes them)"
+    lines = [
+        f"plan: {manifest} → {out}",
+        f"  units to run: {len(plan.units)} ({tasks}); {skipped}",
+        f"  workers: {plan.workers} × ({device})",
+        f"  estimated iterations: at most {plan.estimated_iterations:,} (the iteration caps; early stopping usually ends sooner)",
+    ]
+    for line in lines:
+        console.print(escape(line), soft_wrap=True)
+
+
+@app.command("validate")
+def validate_command(
+    manifest: Annotated[Path, typer.Argument(help="The manifest CSV to check.")],
+) -> None:
+    """Check MANIFEST and its files; print every problem, one per line (exit 2 if there is any)."""
+    problems = validate_manifest(manifest)
+    console = _console()
+    if problems:
+        for problem in problems:
+            console.print(escape(str(problem)), soft_wrap=True)
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        _console(stderr=True).print(f"[bold red]manifest {escape(str(manifest))} cannot be used: {count}[/]")
+        raise typer.Exit(EXIT_USAGE)
+    rows = parse_manifest(manifest, check_files=False)  # already checked
+    videos = sum(row.is_video for row in rows)
+    console.print(
+        f"manifest OK: {len(rows)} row{'s' if len(rows) != 1 else ''} "
+        f"({len(rows) - videos} image{'s' if len(rows) - videos != 1 else ''}, "
+        f"{videos} video{'s' if videos != 1 else ''})"
+    )
+
+
+@app.command("manifest")
+def manifest_command(
+    folder: Annotated[Path, typer.Argument(help="Folder of images (and videos) to list, not recursive.")],
+    task: Annotated[str, typer.Option(help="Task for every row: denoise, sr, sr2, sr4, sr8, inpaint, watermark, flash.")],
+    scale: Annotated[int | None, typer.Option(help="Super-resolution factor (task sr).")] = None,
+) -> None:
+    """Print a manifest for every image of FOLDER (paths relative to the current folder).
+
+    Save it where you run the command: `pipeline manifest scans/ --task denoise > scans.csv`.
+    Inpainting takes each image's mask from <stem>_mask.png, flash its flash image from <stem>_flash.png.
+    """
+    try:
+        text = write_manifest_for_folder(folder, task, scale=scale, manifest_dir=Path.cwd())
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    typer.echo(text, nl=False)
+
+
+def main() -> None:
+    """Console-script entry point (`pipeline`)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

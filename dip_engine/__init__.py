@@ -3,6 +3,10 @@
     from dip_engine import restore
     result = restore(noisy, "denoise")        # noisy: float C×H×W in [0, 1]
     result.image, result.iterations, result.stop_reason
+
+    from dip_engine import restore_video
+    for frame in restore_video(frames, "denoise"):   # frames: an iterable of C×H×W tensors
+        frame.image, frame.cold, frame.restoration.iterations
 """
 
 from dip_engine.config import (
@@ -28,13 +32,17 @@ from dip_engine.operators import (
 from dip_engine.restore import restore
 from dip_engine.result import FitState, History, Restoration
 from dip_engine.tasks import Task, get_task, task_names
+from dip_engine.temporal import TemporalConsistency
+from dip_engine.video import ChainConfig, FrameResult, restore_video
 
 __all__ = [
+    "ChainConfig",
     "Denoising",
     "FitConfig",
     "FitState",
     "FlashNoFlash",
     "FlashPair",
+    "FrameResult",
     "GuardConfig",
     "History",
     "Inpainting",
@@ -47,11 +55,13 @@ __all__ = [
     "StoppingConfig",
     "SuperResolution",
     "Task",
+    "TemporalConsistency",
     "block_mask",
     "fit",
     "get_task",
     "psnr",
     "restore",
+    "restore_video",
     "ssim",
     "synthesize_flash_pair",
     "task_names",

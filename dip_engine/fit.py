@@ -37,6 +37,10 @@ class Problem:
     observation: Tensor  # x0, (1, C, h, w)
     size: tuple[int, int]  # (H, W) of the restored image
     guide: Tensor | None = None  # an image (1, Cg, H, W) used as the input code (flash/no-flash)
+    # A temporal term (video): + mean(anchor_weight · (x − anchor)²), tying the output to an earlier
+    # frame's restoration where the scene is static. anchor (1, C, H, W); anchor_weight (1, 1, H, W).
+    anchor: Tensor | None = None
+    anchor_weight: Tensor | None = None
 
     @property
     def channels(self) -> int:
@@ -131,6 +135,8 @@ def fit(
 
     operator = problem.operator.to(device)
     observation = problem.observation.to(device)
+    anchor = None if problem.anchor is None else problem.anchor.to(device)
+    anchor_weight = None if problem.anchor_weight is None else problem.anchor_weight.to(device)
     noise = torch.Generator(device=device).manual_seed(seed + 1)
     guard = DivergenceGuard(fit_config.guard, net, optimizer)
     criterion = make_criterion(fit_config.stopping, fit_config.keep_lag)
@@ -151,9 +157,10 @@ def fit(
             )
         with autocast:
             output = model(net_input)[..., top : top + height, left : left + width].float()
-            loss = operator.data_term(output, observation)
+            data = operator.data_term(output, observation)
+            loss = data if anchor is None else data + (anchor_weight * (output - anchor).square()).mean()
         loss_value = loss.item()
-        history.loss.append(loss_value)
+        history.loss.append(data.item() if anchor is not None else loss_value)
         if guard.is_bad(loss_value):
             history.criterion.append(math.nan)
             if reference is not None:

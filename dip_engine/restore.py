@@ -14,7 +14,7 @@ from dip_engine.result import FitState, Restoration
 from dip_engine.tasks import Task, get_task
 
 
-def _check_image(name: str, image: object, channels: int | None = None) -> Tensor:
+def check_image(name: str, image: object, channels: int | None = None) -> Tensor:
     if not isinstance(image, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape C×H×W, got {type(image).__name__}")
     if not image.is_floating_point():
@@ -76,10 +76,40 @@ def _operator(task: Task, x0: Tensor, mask: object, scale: object, flash: object
         return Inpainting(_check_mask(mask, x0)), None
     if flash is None:
         raise ValueError("flash/no-flash needs flash=: the flash image, same shape as x0 (the no-flash image)")
-    guide = _check_image("flash", flash, channels=x0.shape[0])
+    guide = check_image("flash", flash, channels=x0.shape[0])
     if guide.shape != x0.shape:
         raise ValueError(f"flash image has shape {tuple(guide.shape)}, expected {tuple(x0.shape)} like x0")
     return FlashNoFlash(guide), guide
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """`device`, or CUDA when there is one, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def prepare(
+    x0: Tensor,
+    task: str | Task,
+    *,
+    mask: Tensor | None = None,
+    scale: int | None = None,
+    flash: Tensor | None = None,
+) -> tuple[Task, Problem]:
+    """Check an observation and what its task needs; return the task and the problem to fit.
+
+    Raises ValueError for anything `restore` documents as invalid."""
+    spec = get_task(task) if isinstance(task, str) else task
+    x0 = check_image("x0", x0)
+    operator, guide = _operator(spec, x0, mask, scale, flash)
+    problem = Problem(
+        operator=operator,
+        observation=x0.unsqueeze(0).float(),
+        size=operator.output_size((x0.shape[-2], x0.shape[-1])),
+        guide=None if guide is None else guide.unsqueeze(0).float(),
+    )
+    return spec, problem
 
 
 def restore(
@@ -104,22 +134,13 @@ def restore(
     image of the output's shape, only to record a PSNR trace in the history. initial_state:
     continue from an earlier fit (warm start). Returns a `Restoration` whose image is on x0's device.
     """
-    spec = get_task(task) if isinstance(task, str) else task
-    x0 = _check_image("x0", x0)
-    operator, guide = _operator(spec, x0, mask, scale, flash)
-    size = operator.output_size((x0.shape[-2], x0.shape[-1]))
+    spec, problem = prepare(x0, task, mask=mask, scale=scale, flash=flash)
     if reference is not None:
-        reference = _check_image("reference", reference, channels=x0.shape[0])
-        if reference.shape[-2:] != size:
-            raise ValueError(f"reference is {tuple(reference.shape[-2:])}, expected the output size {size}")
-    target = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        reference = check_image("reference", reference, channels=x0.shape[0])
+        if reference.shape[-2:] != problem.size:
+            raise ValueError(f"reference is {tuple(reference.shape[-2:])}, expected the output size {problem.size}")
+    target = resolve_device(device)
     chosen = config if config is not None else spec.config
-    problem = Problem(
-        operator=operator,
-        observation=x0.unsqueeze(0).float(),
-        size=size,
-        guide=None if guide is None else guide.unsqueeze(0).float(),
-    )
     result = fit(
         problem,
         chosen.net,

@@ -1,0 +1,82 @@
+"""Temporal consistency of a restored frame sequence, computed as the frames stream by.
+
+Definitions (all means are over pixels, channels and consecutive frame pairs t−1 → t):
+
+* change(x) = mean |x_t − x_{t−1}|: how much a sequence changes from frame to frame.
+* flicker = change(output) / change(baseline), the baseline being the clean reference when there
+  is one, else the input frames. Against a reference, 1.0 means the output changes exactly as much
+  as the true scene does; more is flicker. Against a noisy input the figure is far below 1 (the
+  input's noise changes every frame) and is only comparable between restorations of one input.
+* change_error = mean |(out_t − out_{t−1}) − (ref_t − ref_{t−1})| (reference only): the warping
+  error of the output under the reference's own motion, with the reference's change standing in
+  for an optical flow. 0 is perfectly consistent; both flicker and temporal drift raise it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass
+class TemporalConsistency:
+    """Accumulates the figures above one frame at a time (only the previous frame is kept)."""
+
+    pairs: int = 0
+    _out_change: float = 0.0
+    _base_change: float = 0.0
+    _change_error: float = 0.0
+    _has_reference: bool | None = None
+    _previous: tuple[Tensor, Tensor | None] | None = None
+
+    def add(self, output: Tensor, baseline: Tensor | None = None, *, is_reference: bool = True) -> None:
+        """The next output frame (C×H×W) and its reference (or, with is_reference=False, input)
+        frame of the same size. The baseline must be given for every frame or for none."""
+        if self._has_reference is None:
+            self._has_reference = baseline is not None and is_reference
+        output = output.detach().float().cpu()
+        baseline = None if baseline is None else baseline.detach().float().cpu()
+        if self._previous is not None:
+            last_out, last_base = self._previous
+            out_delta = output - last_out
+            self._out_change += out_delta.abs().mean().item()
+            if baseline is not None and last_base is not None:
+                base_delta = baseline - last_base
+                self._base_change += base_delta.abs().mean().item()
+                if self._has_reference:
+                    self._change_error += (out_delta - base_delta).abs().mean().item()
+            self.pairs += 1
+        self._previous = (output, baseline)
+
+    @property
+    def output_change(self) -> float:
+        return self._out_change / self.pairs if self.pairs else float("nan")
+
+    @property
+    def baseline_change(self) -> float:
+        return self._base_change / self.pairs if self.pairs else float("nan")
+
+    @property
+    def flicker(self) -> float:
+        """change(output) / change(baseline); NaN without a baseline or with fewer than 2 frames."""
+        if not self.pairs or self._base_change == 0:
+            return float("nan")
+        return self._out_change / self._base_change
+
+    @property
+    def change_error(self) -> float:
+        """Mean |Δoutput − Δreference|; NaN without a reference."""
+        if not self.pairs or not self._has_reference:
+            return float("nan")
+        return self._change_error / self.pairs
+
+    def summary(self) -> dict[str, float | str | None]:
+        """The figures for a results record; `flicker_baseline` says what flicker is relative to."""
+        baseline = None if self._has_reference is None or not self.pairs else ("reference" if self._has_reference else "input")
+        return {
+            "flicker": self.flicker,
+            "flicker_baseline": baseline,
+            "change_error": self.change_error,
+            "output_change": self.output_change,
+        }

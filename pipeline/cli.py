@@ -2,6 +2,7 @@
 
     pipeline run manifests/demo.csv --out demo-out        # restore every row; resumable
     pipeline run big.csv --out /scratch/out --dry-run       # what would run, on what
+    pipeline run films.csv --out out --segment-frames 96    # videos in segments of 96 frames
     pipeline validate big.csv                               # every problem, one per line
     pipeline manifest scans/ --task denoise > scans.csv     # a manifest for a folder of images
 
@@ -18,6 +19,7 @@ import os
 import sys
 import traceback
 from collections import Counter
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,7 +37,7 @@ from pipeline.manifest import (
 )
 
 if TYPE_CHECKING:
-    from pipeline.runner import Plan
+    from pipeline.runner import Plan, RunOptions
 
 app = typer.Typer(
     name="pipeline",
@@ -44,6 +46,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+class FramesFormat(str, Enum):
+    """`pipeline run --frames`: also write each video's restored frames as images."""
+
+    png = "png"
+    tiff = "tiff"
+
 
 EXIT_FAILED_UNITS = 1
 EXIT_USAGE = 2
@@ -80,7 +89,7 @@ def _load(manifest: Path) -> list[ManifestRow]:
 
 @app.command("run")
 def run_command(
-    manifest: Annotated[Path, typer.Argument(help="The manifest CSV: one row per image to restore.")],
+    manifest: Annotated[Path, typer.Argument(help="The manifest CSV: one row per image or video to restore.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: restored files, results.jsonl, results.csv.")],
     address: Annotated[
         str | None, typer.Option(help="A running Ray cluster (ray://... or host:port). Default: RAY_ADDRESS, else a local Ray.")
@@ -90,6 +99,15 @@ def run_command(
     ] = None,
     retries: Annotated[int, typer.Option(min=0, help="Extra attempts for a unit that fails.")] = 2,
     force: Annotated[bool, typer.Option("--force", help="Redo units the ledger already has as done.")] = False,
+    segment_frames: Annotated[
+        int, typer.Option(min=0, help="Video frames per segment, each restored as its own chain on a worker; 0 = a whole video as one chain.")
+    ] = 48,
+    overlap: Annotated[
+        int, typer.Option(min=0, help="Frames before each video segment that only warm its chain up, so that seams do not show.")
+    ] = 2,
+    frames: Annotated[
+        FramesFormat | None, typer.Option("--frames", help="Also write each video's restored frames as png or tiff files into <output stem>_frames/.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit without running anything.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No plan, progress or table: only the totals line and errors.")] = False,
 ) -> None:
@@ -103,8 +121,18 @@ def run_command(
     from pipeline.ledger import RESULTS_CSV, RESULTS_JSONL, Ledger
     from pipeline.progress import RunDisplay, format_seconds, summary_table
     from pipeline.runner import RunOptions, connect, execute, plan_run
+    from pipeline.video_plan import VideoPlanError
 
-    options = RunOptions(out_dir=out, address=address, workers=workers, retries=retries, force=force)
+    options = RunOptions(
+        out_dir=out,
+        address=address,
+        workers=workers,
+        retries=retries,
+        force=force,
+        segment_frames=segment_frames,
+        overlap=overlap,
+        frames_format=frames.value if frames is not None else None,
+    )
     started_ray = not ray.is_initialized()
     where = address or os.environ.get("RAY_ADDRESS")
     try:
@@ -113,10 +141,13 @@ def run_command(
         target = f"the Ray cluster at {where}" if where else "a local Ray"
         raise _fail(f"cannot start or reach {target}: {error}") from None
     try:
-        plan = plan_run(rows, options, cluster=ray.cluster_resources())
+        try:
+            plan = plan_run(rows, options, cluster=ray.cluster_resources())
+        except VideoPlanError as error:
+            raise _fail(str(error)) from None
         console = _console()
         if dry_run:
-            _print_plan(console, manifest, out, plan, force)
+            _print_plan(console, manifest, out, plan, options)
             console.print("dry run: nothing was run and nothing was written")
             return
         if not plan.units:
@@ -126,8 +157,8 @@ def run_command(
             Ledger(out).write_csv()
             return
         if not quiet:
-            _print_plan(console, manifest, out, plan, force)
-        display = RunDisplay(console, len(plan.units), quiet=quiet)
+            _print_plan(console, manifest, out, plan, options)
+        display = RunDisplay(console, plan.unit_count, quiet=quiet)
         try:
             with display:
                 summary = execute(plan, options, on_progress=display)
@@ -177,20 +208,37 @@ def run_command(
             ray.shutdown()
 
 
-def _print_plan(console: Console, manifest: Path, out: Path, plan: Plan, force: bool) -> None:
-    kinds = Counter(row.task for row in plan.units)
-    tasks = ", ".join(f"{count} {task}" for task, count in sorted(kinds.items())) or "none"
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def _print_plan(console: Console, manifest: Path, out: Path, plan: Plan, options: RunOptions) -> None:
+    kinds = Counter(row.task for row in plan.images)
+    parts = [f"{count} {task}" for task, count in sorted(kinds.items())]
+    if plan.videos:
+        parts += [_plural(len(plan.segments), "video segment"), _plural(len(plan.videos), "video assembly", "video assemblies")]
+    tasks = ", ".join(parts) or "none"
     device = (
         f"{plan.gpus_per_worker} GPU + {plan.cpus_per_worker} CPUs each"
         if plan.gpus_per_worker
         else f"{plan.cpus_per_worker} CPU{'s' if plan.cpus_per_worker != 1 else ''} each, no GPU"
     )
     skipped = f"{len(plan.skipped)} skipped as already done"
-    if plan.skipped and not force:
+    if plan.skipped and not options.force:
         skipped += " (--force redoes them)"
     lines = [
         f"plan: {manifest} → {out}",
-        f"  units to run: {len(plan.units)} ({tasks}); {skipped}",
+        f"  units to run: {plan.unit_count} ({tasks}); {skipped}",
+    ]
+    if plan.videos:
+        frames = sum(job.frames for job in plan.videos)
+        segments = sum(len(job.segments) for job in plan.videos)
+        size = f"{options.segment_frames} frames each" if options.segment_frames else "each video one chain"
+        lines.append(
+            f"  videos to finish: {_plural(len(plan.videos), 'row')}, {_plural(frames, 'frame')} in {_plural(segments, 'segment')} "
+            f"({size}, overlap {options.overlap}); {plan.segments_done} of the segments already done"
+        )
+    lines += [
         f"  workers: {plan.workers} × ({device})",
         f"  estimated iterations: at most {plan.estimated_iterations:,} (the iteration caps; early stopping usually ends sooner)",
     ]
@@ -226,7 +274,7 @@ def manifest_command(
     task: Annotated[str, typer.Option(help="Task for every row: denoise, sr, sr2, sr4, sr8, inpaint, watermark, flash.")],
     scale: Annotated[int | None, typer.Option(help="Super-resolution factor (task sr).")] = None,
 ) -> None:
-    """Print a manifest for every image of FOLDER (paths relative to the current folder).
+    """Print a manifest for every image and video file of FOLDER (paths relative to the current folder).
 
     Save it where you run the command: `pipeline manifest scans/ --task denoise > scans.csv`.
     Inpainting takes each image's mask from <stem>_mask.png, flash its flash image from <stem>_flash.png.

@@ -8,11 +8,13 @@ Files, in the output folder:
   other line that is not a JSON object with an ``id``), and the next append starts a fresh line.
 * ``results.<shard>.jsonl``: the same, one file per shard of a job array (``Ledger(out, shard=3)``
   appends there). Reading merges the main file and every shard file.
-* ``results.csv``: a table regenerated from the ledger (`Ledger.write_csv`), one row per unit.
+* ``results.csv``: a table regenerated from the ledger (`Ledger.write_csv`), one row per image
+  and per video (the segments of videos are in results.jsonl only).
 
-Records are plain dicts (see `UnitRecord` for the fields the pipeline writes). The latest record
-of a unit decides its state: a unit is done when that record has status ``"done"`` and its
-output file still exists, so deleting an output makes a rerun redo it.
+Records are plain dicts (see `UnitRecord` for the fields the pipeline writes for images, and
+`pipeline.video_records` for segments and videos). The latest record of a unit decides its
+state: a unit is done when that record has status ``"done"`` and its output (a file, or for a
+video segment the folder of its frames) still exists, so deleting an output makes a rerun redo it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import math
 import os
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +37,7 @@ RESULTS_CSV = "results.csv"
 SHARD_GLOB = "results.*.jsonl"
 STATUS_DONE = "done"
 STATUS_FAILED = "failed"
+KIND_SEGMENT = "segment"  # the "kind" of a video segment's record (left out of results.csv)
 
 # The columns of results.csv, in order (other record fields are kept in results.jsonl only).
 CSV_COLUMNS: tuple[str, ...] = (
@@ -49,6 +53,10 @@ CSV_COLUMNS: tuple[str, ...] = (
     "iterations",
     "stop_reason",
     "kept_iteration",
+    "frames",
+    "segments",
+    "flicker",
+    "change_error",
     "seconds",
     "worker",
     "attempt",
@@ -145,8 +153,9 @@ class Ledger:
         """Regenerate results.csv from `load()`, atomically: one row per unit, sorted by id.
 
         Columns are `CSV_COLUMNS`; missing values are empty cells, floats have 4 decimals.
+        Segment records (kind "segment") are left out: a video has one row, its own record.
         """
-        records = self.load()
+        records = {key: record for key, record in self.load().items() if record.get("kind") != KIND_SEGMENT}
         with atomic_path(self.csv_path) as tmp:
             with open(tmp, "w", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)
@@ -181,13 +190,13 @@ class Ledger:
         return latest
 
     def done_ids(self) -> set[str]:
-        """Ids whose latest record has status "done" and whose output file still exists."""
-        done = set()
-        for unit_id, record in self.load().items():
-            output = record.get("output")
-            if record.get("status") == STATUS_DONE and isinstance(output, str) and (self.out_dir / output).is_file():
-                done.add(unit_id)
-        return done
+        """Ids whose latest record has status "done" and whose output still exists."""
+        return {unit_id for unit_id, record in self.load().items() if self.is_done(record)}
+
+    def is_done(self, record: dict[str, Any]) -> bool:
+        """Whether `record` has status "done" and its output (file, or segment folder) exists."""
+        output = record.get("output")
+        return record.get("status") == STATUS_DONE and isinstance(output, str) and (self.out_dir / output).exists()
 
     def _read_file(self, path: Path) -> dict[str, dict[str, Any]]:
         latest: dict[str, dict[str, Any]] = {}
@@ -209,8 +218,9 @@ class Ledger:
 
         `output` is relative to the output folder (or absolute). Only names that
         `pipeline.io.atomic.temp_path_for` makes for it are removed (``.NAME.<pid>-<hex>.tmp`` and
-        ``.NAME.<pid>-<hex>.tmp.EXT``). Call it only while no other process writes that output:
-        a live writer's temporary file looks the same.
+        ``.NAME.<pid>-<hex>.tmp.EXT``): files, and the temporary folders of
+        `pipeline.io.atomic.atomic_folder`. Call it only while no other process writes that
+        output: a live writer's temporary file looks the same.
         """
         target = Path(output) if Path(output).is_absolute() else self.out_dir / output
         if not target.parent.is_dir():
@@ -218,24 +228,24 @@ class Ledger:
         removed = 0
         for entry in os.scandir(target.parent):
             match = _TEMP_PATTERN.fullmatch(entry.name)
-            if match and match["name"] == target.name and _suffix_fits(match) and entry.is_file(follow_symlinks=False):
+            if match and match["name"] == target.name and _suffix_fits(match):
                 removed += _remove(entry.path)
         return removed
 
     def clean_all_partials(self) -> int:
-        """Remove every atomic-write temporary file under the output folder; how many.
+        """Remove every atomic-write temporary file (and folder) under the output folder; how many.
 
         Same naming rule and the same caution as `clean_partials` (no writer may be running).
         """
         if not self.out_dir.is_dir():
             return 0
         removed = 0
-        for folder, _subfolders, names in os.walk(self.out_dir):
-            for name in names:
+        for folder, subfolders, names in os.walk(self.out_dir):
+            for name in names + subfolders:
                 match = _TEMP_PATTERN.fullmatch(name)
-                path = os.path.join(folder, name)
-                if match and _suffix_fits(match) and os.path.isfile(path) and not os.path.islink(path):
-                    removed += _remove(path)
+                if match and _suffix_fits(match):
+                    removed += _remove(os.path.join(folder, name))
+            subfolders[:] = [name for name in subfolders if os.path.isdir(os.path.join(folder, name))]
         return removed
 
 
@@ -274,8 +284,14 @@ def _suffix_fits(match: re.Match[str]) -> bool:
 
 
 def _remove(path: str) -> int:
+    """Remove a temporary file, or a temporary folder with its contents (never a link's target)."""
     try:
-        os.unlink(path)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.isfile(path) and not os.path.islink(path):
+            os.unlink(path)
+        else:
+            return 0
     except FileNotFoundError:  # removed meanwhile (its writer finished or cleaned up)
         return 0
     return 1

@@ -1,7 +1,9 @@
 """Terminal display of a run: a live progress bar, one line per finished unit, the summary table.
 
 On a terminal the bar redraws in place and the per-unit lines scroll above it; elsewhere (a
-SLURM log, a pipe) there is no bar, only the per-unit lines, so logs stay readable.
+SLURM log, a pipe) there is no bar, only the per-unit lines, so logs stay readable. Video
+segments count as units in the bar and get a line each; the summary table has one line per
+image and per video, not per segment.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColu
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
+from pipeline.ledger import KIND_SEGMENT
 from pipeline.runner import Progress
+from pipeline.video_records import KIND_VIDEO
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -56,17 +60,43 @@ def psnr_text(record: dict[str, Any]) -> str:
     return f"{before or '?'} → {after or '?'} dB"
 
 
+def _flicker_text(record: dict[str, Any]) -> str | None:
+    """"flicker 0.97 (reference)", or None when the figure is undefined (a one-frame video)."""
+    flicker = record.get("flicker")
+    if not isinstance(flicker, (int, float)):
+        return None
+    return f"flicker {flicker:.2f} ({record.get('flicker_baseline') or '?'})"
+
+
+def _details(record: dict[str, Any]) -> list[str]:
+    """What a done record's line says after its id, by kind: image, video segment or video."""
+    kind = record.get("kind")
+    details = []
+    if kind == KIND_SEGMENT and isinstance(record.get("start"), int) and isinstance(record.get("stop"), int):
+        details.append(f"frames {record['start']}-{record['stop'] - 1}")
+    if kind == KIND_VIDEO:
+        details.append(f"video of {record.get('frames')} frames in {record.get('segments')} segments")
+    if record.get("psnr_out") is not None:
+        details.append(psnr_text(record))
+    if kind == KIND_VIDEO:
+        details.append(_flicker_text(record) or "flicker —")
+    elif kind == KIND_SEGMENT and record.get("iterations") is not None:
+        details.append(f"{record['iterations']} it. ({record.get('cold_frames')} cold)")
+    elif record.get("iterations") is not None:
+        details.append(f"{record['iterations']} it. ({record.get('stop_reason') or '?'})")
+    details.append(format_seconds(record.get("seconds")))
+    return details
+
+
 def unit_line(record: dict[str, Any], finished: int, total: int) -> str:
-    """One plain line for a finished unit, e.g. "[2/4] done  lowres-coffee  23.83 → 24.80 dB, 600 it. (max_iterations), 2m 03s"."""
+    """One plain line for a finished unit, e.g. "[2/4] done  lowres-coffee  23.83 → 24.80 dB, 600 it. (max_iterations), 2m 03s".
+
+    Video segments read "[3/9] done  clip#seg0001  frames 48-95, 2210 it. (1 cold), 1m 02s" and
+    videos "[9/9] done  clip  video of 240 frames in 5 segments, 20.40 → 28.10 dB, flicker 0.98 (reference), 6m 10s".
+    """
     head = f"[{finished}/{total}] {record.get('status', '?'):<6} {record.get('id', '?')}"
     if record.get("status") == "done":
-        details = []
-        if record.get("psnr_out") is not None:
-            details.append(psnr_text(record))
-        if record.get("iterations") is not None:
-            details.append(f"{record['iterations']} it. ({record.get('stop_reason') or '?'})")
-        details.append(format_seconds(record.get("seconds")))
-        return f"{head}  " + ", ".join(details)
+        return f"{head}  " + ", ".join(_details(record))
     attempt = record.get("attempt")
     tries = f" after {attempt} attempt{'s' if attempt != 1 else ''}" if isinstance(attempt, int) else ""
     return f"{head}{tries}: {record.get('error') or 'unknown error'}"
@@ -83,9 +113,8 @@ class RunDisplay:
         self.units = units  # units this run executes (skipped ones excluded)
         self.quiet = quiet
         self.live = console.is_terminal and not quiet
-        self._finished = 0
         self._retried = 0
-        self._last: dict[str, Any] | None = None
+        self._printed = 0  # records of progress.records already printed
         self._bar: RichProgress | None = None
         self._task: Any = None
         self._started = time.perf_counter()
@@ -121,14 +150,14 @@ class RunDisplay:
 
     def __call__(self, progress: Progress) -> None:
         finished = progress.done + progress.failed
-        record = progress.last_record
-        if finished > self._finished and record is not None and record is not self._last:
-            self._last = record
+        new = progress.records[self._printed :]
+        # Usually one new record; two when a failed segment also fails its video.
+        for number, record in enumerate(new, start=finished - len(new) + 1):
             style = None if record.get("status") == "done" else "red"
-            self.print(unit_line(record, finished, self.units), style)
+            self.print(unit_line(record, number, self.units), style)
+        self._printed = len(progress.records)
         if progress.retried > self._retried and not self.live:  # on a terminal the bar counts retries
             self.print(f"an attempt failed and was queued again ({progress.retried} retried so far)", "yellow")
-        self._finished = finished
         self._retried = progress.retried
         if self._bar is not None:
             self._bar.update(self._task, completed=finished, **self._fields(progress, finished))
@@ -152,7 +181,8 @@ class RunDisplay:
 
 
 def summary_table(records: Iterable[dict[str, Any]]) -> Table:
-    """One row per unit: id, status, PSNR in → out, iterations, stop reason, seconds, error."""
+    """One row per image and per video (segments are left out): id, status, PSNR in → out,
+    iterations, stop reason (for a video: its frames and flicker), seconds, error."""
     table = Table(title="results", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("id", overflow="fold")
     table.add_column("status")
@@ -161,15 +191,19 @@ def summary_table(records: Iterable[dict[str, Any]]) -> Table:
     table.add_column("stop reason")
     table.add_column("seconds", justify="right")
     table.add_column("error", overflow="fold")
-    for record in sorted(records, key=lambda item: (item.get("row") or 0, str(item.get("id")))):
+    shown = [record for record in records if record.get("kind") != KIND_SEGMENT]
+    for record in sorted(shown, key=lambda item: (item.get("row") or 0, str(item.get("id")))):
         done = record.get("status") == "done"
         seconds = record.get("seconds")
+        stop = record.get("stop_reason") or ""
+        if record.get("kind") == KIND_VIDEO and done:
+            stop = ", ".join(filter(None, [f"video, {record.get('frames')} frames", _flicker_text(record)]))
         table.add_row(
             escape(str(record.get("id", "?"))),
             "[green]done[/]" if done else f"[red]{escape(str(record.get('status', '?')))}[/]",
             psnr_text(record) if done else "",
             str(record["iterations"]) if record.get("iterations") is not None else "",
-            escape(str(record.get("stop_reason") or "")),
+            escape(str(stop)),
             f"{seconds:.1f}" if isinstance(seconds, (int, float)) else "",
             escape(str(record.get("error") or "")),
         )

@@ -1,13 +1,19 @@
 """Ray orchestration: one stateful worker per GPU (or per CPU slot), a bounded queue, retries.
 
+Units (`pipeline.units`) are image rows, video segments and video assemblies; they share one
+queue, so the segments of several videos and the images run side by side on all workers. A
+video's assembly is queued as soon as its last segment is done; a segment that fails for good
+fails its video (its other segments still run, and are kept for the next run).
+
 The driver alone writes the ledger, so a worker that dies mid-unit takes nothing finished with
 it: its unit goes back on the queue (counted as an attempt), the worker is replaced, and the
-temporary file it may have left is removed.
+temporary files or folders it may have left are removed.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from collections import deque
@@ -19,11 +25,24 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayError
 
+from pipeline.assembly import assemble_video
 from pipeline.ledger import Ledger
 from pipeline.manifest import ManifestRow
-from pipeline.unit import failed_record, process_unit
+from pipeline.segment_unit import process_segment
+from pipeline.unit import process_unit
+from pipeline.units import (
+    AssemblyUnit,
+    FramesFormat,
+    SegmentUnit,
+    Unit,
+    failed_unit_record,
+    unit_outputs,
+    video_work_folder,
+)
+from pipeline.video_plan import VideoBook, VideoJob, plan_video
 
-# process_unit's signature: (row, out_dir, *, device, worker, attempt) -> record
+# A processor's signature: (unit, out_dir, *, device, worker, attempt) -> record, the unit being a
+# ManifestRow (process_unit), a SegmentUnit (process_segment) or an AssemblyUnit (assemble_video).
 Processor = Callable[..., dict[str, Any]]
 
 
@@ -34,23 +53,60 @@ class RunOptions:
     workers: int | None = None  # CPU workers when there is no GPU; None = one per 2 CPUs
     retries: int = 2  # extra attempts for a failing unit
     force: bool = False  # redo units the ledger has as done
-    processor: Processor = process_unit  # what a worker does with a unit (a stand-in in benchmarks)
+    processor: Processor = process_unit  # what a worker does with an image row (a stand-in in benchmarks)
+    segment_frames: int = 48  # frames kept per video segment; 0 = each video one chain
+    overlap: int = 2  # frames before a segment that only warm its chain up
+    frames_format: FramesFormat | None = None  # also write videos' restored frames as images
+    segment_processor: Processor = process_segment  # what a worker does with a video segment
+    assembler: Processor = assemble_video  # what a worker does with a video whose segments are done
 
 
 @dataclass(frozen=True)
 class Plan:
-    units: list[ManifestRow]  # to run
-    skipped: list[ManifestRow]  # already done according to the ledger
+    units: list[Unit]  # runnable now: image rows, video segments, assemblies of videos whose segments are done
+    skipped: list[ManifestRow]  # rows already done according to the ledger (images and whole videos)
     workers: int
     gpus_per_worker: int
     cpus_per_worker: int
+    videos: list[VideoJob] = field(default_factory=list)  # video rows to finish in this run
+
+    @property
+    def unit_count(self) -> int:
+        """Units this run executes: `units`, plus the assemblies that follow pending segments."""
+        return len(self.units) + sum(1 for job in self.videos if job.pending)
+
+    @property
+    def segments_done(self) -> int:
+        """Segments of unfinished videos that an earlier run finished (skipped in this one)."""
+        return sum(len(job.done) for job in self.videos)
+
+    @property
+    def images(self) -> list[ManifestRow]:
+        return [unit for unit in self.units if isinstance(unit, ManifestRow)]
+
+    @property
+    def segments(self) -> list[SegmentUnit]:
+        return [unit for unit in self.units if isinstance(unit, SegmentUnit)]
 
     @property
     def estimated_iterations(self) -> int:
-        """Upper bound on optimisation iterations (the iteration caps) of the planned units."""
-        from dip_engine import get_task
+        """Upper bound on optimisation iterations (the iteration caps) of the planned units.
 
-        return sum(row.max_iterations or get_task(row.task).config.fit.max_iterations for row in self.units)
+        A segment counts its cold first frame at the row's cap and every other frame of its
+        chain (warm-up frames included) at `ChainConfig`'s default warm cap.
+        """
+        from dip_engine import get_task
+        from dip_engine.video import ChainConfig
+
+        warm = ChainConfig().warm_max_iterations
+        total = 0
+        for unit in self.units:
+            if isinstance(unit, AssemblyUnit):
+                continue
+            row = unit if isinstance(unit, ManifestRow) else unit.row
+            cap = row.max_iterations or get_task(row.task).config.fit.max_iterations
+            total += cap if isinstance(unit, ManifestRow) else cap + (unit.segment.chain_frames - 1) * warm
+        return total
 
 
 @dataclass
@@ -65,6 +121,7 @@ class Progress:
     retried: int = 0
     started: float = field(default_factory=time.perf_counter)
     last_record: dict[str, Any] | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)  # every record of this run so far, in order
 
 
 @dataclass(frozen=True)
@@ -78,21 +135,38 @@ class RunSummary:
         return self.progress.failed == 0
 
 
+@dataclass(frozen=True)
+class Processors:
+    """What a worker runs for each kind of unit."""
+
+    image: Processor = process_unit
+    segment: Processor = process_segment
+    assembly: Processor = assemble_video
+
+    def of(self, unit: Unit) -> Processor:
+        if isinstance(unit, SegmentUnit):
+            return self.segment
+        if isinstance(unit, AssemblyUnit):
+            return self.assembly
+        return self.image
+
+
 @ray.remote(max_restarts=0)
 class Worker:
-    """Owns one GPU (or a few CPU cores) and restores the units sent to it, one at a time."""
+    """Owns one GPU (or a few CPU cores) and runs the units sent to it, one at a time."""
 
-    def __init__(self, name: str, processor: Processor, threads: int) -> None:
+    def __init__(self, name: str, processors: Processors, threads: int) -> None:
         import torch
 
         self.device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
             torch.set_num_threads(max(1, threads))
         self.name = f"{socket.gethostname()}:{self.device}{name}"
-        self.processor = processor
+        self.processors = processors
 
-    def run(self, row: ManifestRow, out_dir: str, attempt: int) -> dict[str, Any]:
-        return self.processor(row, Path(out_dir), device=self.device, worker=self.name, attempt=attempt)
+    def run(self, unit: Unit, out_dir: str, attempt: int) -> dict[str, Any]:
+        processor = self.processors.of(unit)
+        return processor(unit, Path(out_dir), device=self.device, worker=self.name, attempt=attempt)
 
     def pid(self) -> int:
         return os.getpid()
@@ -110,30 +184,50 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
 
 
 def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str, float] | None = None) -> Plan:
-    """Which units run, which are skipped, and how they are sharded over workers."""
-    done = set() if options.force else Ledger(options.out_dir).done_ids()
-    units = [row for row in rows if row.id not in done]
-    skipped = [row for row in rows if row.id in done]
+    """Which units run, which are skipped, and how they are sharded over workers.
+
+    A row whose latest ledger line is done (and whose output exists) is skipped, image or
+    video. An unfinished video is cut into segments, and those an earlier run finished are
+    skipped (`pipeline.video_plan.plan_video`, which probes the video: frame count, frame rate).
+    Raises `pipeline.video_plan.VideoPlanError` for a video input that cannot be probed.
+    """
+    ledger = Ledger(options.out_dir)
+    records = {} if options.force else ledger.load()
+    done = {unit_id for unit_id, record in records.items() if ledger.is_done(record)}
+    units: list[Unit] = []
+    skipped: list[ManifestRow] = []
+    videos: list[VideoJob] = []
+    for row in rows:
+        if row.id in done:
+            skipped.append(row)
+        elif not row.is_video:
+            units.append(row)
+        else:
+            job = plan_video(
+                row, segment_frames=options.segment_frames, overlap=options.overlap, ledger=ledger, records=records, force=options.force
+            )
+            videos.append(job)
+            units.extend(VideoBook([job]).initial_units())
     resources = cluster if cluster is not None else {"CPU": float(os.cpu_count() or 1), "GPU": 0.0}
     gpus = int(resources.get("GPU", 0))
     cpus = max(1, int(resources.get("CPU", 1)))
     if gpus > 0:
-        return Plan(units, skipped, workers=gpus, gpus_per_worker=1, cpus_per_worker=max(1, cpus // gpus))
+        return Plan(units, skipped, workers=gpus, gpus_per_worker=1, cpus_per_worker=max(1, cpus // gpus), videos=videos)
     workers = options.workers or max(1, cpus // 2)
-    return Plan(units, skipped, workers=workers, gpus_per_worker=0, cpus_per_worker=max(1, cpus // workers))
+    return Plan(units, skipped, workers=workers, gpus_per_worker=0, cpus_per_worker=max(1, cpus // workers), videos=videos)
 
 
 class _Pool:
     """Live workers by slot; a dead one is replaced in its slot."""
 
-    def __init__(self, plan: Plan, processor: Processor) -> None:
+    def __init__(self, plan: Plan, processors: Processors) -> None:
         self.plan = plan
-        self.processor = processor
+        self.processors = processors
         self.actors: list[Any] = [self._start(slot) for slot in range(plan.workers)]
 
     def _start(self, slot: int) -> Any:
         options: dict[str, Any] = {"num_cpus": self.plan.cpus_per_worker, "num_gpus": self.plan.gpus_per_worker}
-        return Worker.options(**options).remote(str(slot), self.processor, self.plan.cpus_per_worker)
+        return Worker.options(**options).remote(str(slot), self.processors, self.plan.cpus_per_worker)
 
     def replace(self, slot: int) -> None:
         ray.kill(self.actors[slot], no_restart=True)
@@ -155,46 +249,68 @@ def execute(
     options: RunOptions,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> RunSummary:
-    """Run the planned units on a pool of Ray workers; every outcome goes to the ledger first."""
+    """Run the planned units on a pool of Ray workers; every outcome goes to the ledger first.
+
+    A video's assembly is queued when its last segment is done. The work folder of a video's
+    segment frames is removed once the video's done line is in the ledger (and at the start for
+    videos an earlier run finished).
+    """
     ledger = Ledger(options.out_dir)
     ledger.clean_all_partials()
-    progress = Progress(total=len(plan.units) + len(plan.skipped), skipped=len(plan.skipped))
-    records: list[dict[str, Any]] = []
-    queue: deque[tuple[ManifestRow, int]] = deque((row, 1) for row in plan.units)
-    pool = _Pool(plan, options.processor)
+    _remove_work_folders(options.out_dir, [row for row in plan.skipped if row.is_video])
+    skipped = len(plan.skipped) + plan.segments_done
+    progress = Progress(total=plan.unit_count + skipped, skipped=skipped)
+    records = progress.records
+    book = VideoBook(plan.videos, options.frames_format)
+    queue: deque[tuple[Unit, int]] = deque((unit, 1) for unit in plan.units)
+    pool = _Pool(plan, Processors(options.processor, options.segment_processor, options.assembler))
     idle = list(range(plan.workers))
-    in_flight: dict[Any, tuple[ManifestRow, int, int]] = {}
+    in_flight: dict[Any, tuple[Unit, int, int]] = {}
     out_dir = str(options.out_dir)
 
-    def finish(record: dict[str, Any]) -> None:
-        ledger.append(record)
-        records.append(record)
-        progress.last_record = record
-        if record["status"] == "done":
+    def record(outcome: dict[str, Any]) -> None:
+        ledger.append(outcome)
+        records.append(outcome)
+        progress.last_record = outcome
+        if outcome["status"] == "done":
             progress.done += 1
         else:
             progress.failed += 1
 
+    def finish(unit: Unit, outcome: dict[str, Any]) -> None:
+        record(outcome)
+        if isinstance(unit, SegmentUnit):
+            follow = book.segment_finished(unit, outcome)
+            if isinstance(follow, AssemblyUnit):
+                queue.append((follow, 1))
+            elif follow is not None:
+                record(follow)  # the video fails with its segment
+        elif isinstance(unit, AssemblyUnit) and outcome["status"] == "done":
+            _remove_work_folders(options.out_dir, [unit.row])
+
     try:
         while queue or in_flight:
             while queue and idle:
-                row, attempt = queue.popleft()
+                unit, attempt = queue.popleft()
                 slot = idle.pop()
-                in_flight[pool.actors[slot].run.remote(row, out_dir, attempt)] = (row, attempt, slot)
+                in_flight[pool.actors[slot].run.remote(unit, out_dir, attempt)] = (unit, attempt, slot)
             progress.running = len(in_flight)
             if on_progress is not None:
                 on_progress(progress)
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
             for ref in ready:
-                row, attempt, slot = in_flight.pop(ref)
+                unit, attempt, slot = in_flight.pop(ref)
                 try:
-                    finish(ray.get(ref))
+                    outcome = ray.get(ref)
                 except RayActorError as error:  # the worker process died: replace it, requeue the unit
                     pool.replace(slot)
-                    ledger.clean_partials(options.out_dir / row.output)
-                    _retry_or_fail(row, attempt, f"worker died: {_error_text(error)}", options, queue, progress, finish)
+                    for output in unit_outputs(unit):
+                        ledger.clean_partials(options.out_dir / output)
+                    _retry_or_fail(unit, attempt, f"worker died: {_error_text(error)}", options, queue, progress, finish)
                 except RayError as error:  # the unit raised (or its error did not unpickle): the worker is fine
-                    _retry_or_fail(row, attempt, _error_text(error), options, queue, progress, finish)
+                    _retry_or_fail(unit, attempt, _error_text(error), options, queue, progress, finish)
+                else:
+                    finish(unit, outcome)
                 idle.append(slot)
     finally:
         pool.shutdown()
@@ -202,23 +318,35 @@ def execute(
     progress.running = 0
     if on_progress is not None:
         on_progress(progress)
-    return RunSummary(progress=progress, records=records, seconds=time.perf_counter() - progress.started)
+    return RunSummary(progress=progress, records=list(records), seconds=time.perf_counter() - progress.started)
+
+
+def _remove_work_folders(out_dir: Path, rows: list[ManifestRow]) -> None:
+    """Remove the segment frames of finished videos (`pipeline.units.video_work_folder`), and the
+    work folder itself once it is empty."""
+    for row in rows:
+        folder = Path(out_dir) / video_work_folder(row.id)
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            folder.parent.rmdir()
+        except OSError:  # absent, or other videos' segments are still in it
+            pass
 
 
 def _retry_or_fail(
-    row: ManifestRow,
+    unit: Unit,
     attempt: int,
     error: str,
     options: RunOptions,
-    queue: deque[tuple[ManifestRow, int]],
+    queue: deque[tuple[Unit, int]],
     progress: Progress,
-    finish: Callable[[dict[str, Any]], None],
+    finish: Callable[[Unit, dict[str, Any]], None],
 ) -> None:
     if attempt <= options.retries:
         progress.retried += 1
-        queue.append((row, attempt + 1))
+        queue.append((unit, attempt + 1))
     else:
-        finish(failed_record(row, error=error, worker="", attempt=attempt))
+        finish(unit, failed_unit_record(unit, error=error, worker="", attempt=attempt))
 
 
 def run(

@@ -1,8 +1,8 @@
 """One unit of work: restore the image of one manifest row and write it, with its metrics.
 
-`process_unit` is what a worker runs for a row; `failed_record` is what the runner logs when it
-fails. Both return plain dicts for `pipeline.ledger.Ledger.append`. Video rows are not handled
-here yet.
+`process_unit` is what a worker runs for an image row; `failed_record` is what the runner logs
+when it fails. Both return plain dicts for `pipeline.ledger.Ledger.append`. Video rows run as
+segments instead (`pipeline.segment_unit`, `pipeline.assembly`).
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def _metrics(x0: Tensor, output: Tensor, reference: Tensor | None) -> dict[str, 
     }
 
 
-def _now() -> str:
+def now() -> str:
+    """The current UTC time for a record's finished_at, ISO 8601 with milliseconds."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
@@ -141,12 +142,12 @@ def process_unit(
     `engine_seconds` the fit's own.
 
     Raises UnitError (a ValueError naming the row) for what the user can fix: unreadable or
-    mismatched files, a non-binary mask, a video row (not supported yet), anything the engine
-    rejects.
+    mismatched files, a non-binary mask, anything the engine
+    rejects. A video row is refused: videos run as segments (`pipeline.segment_unit`).
     """
     started = time.perf_counter()
     if row.is_video:
-        raise UnitError(row, f"{row.input} is a video; video rows are not supported yet")
+        raise UnitError(row, f"{row.input} is a video; process_unit restores images, video rows run as segments (pipeline.segment_unit)")
     target = Path(out_dir) / row.output
     try:
         return _run(row, target, device, worker, attempt, config_override, started)
@@ -201,7 +202,7 @@ def _run(
         engine_seconds=result.seconds,
         worker=worker,
         attempt=attempt,
-        finished_at=_now(),
+        finished_at=now(),
         error=None,
     )
     return record.to_dict()
@@ -221,7 +222,7 @@ def failed_record(
         seconds=seconds,
         worker=worker,
         attempt=attempt,
-        finished_at=_now(),
+        finished_at=now(),
         error=error,
     )
     return record.to_dict()

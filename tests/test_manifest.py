@@ -251,12 +251,112 @@ def test_check_files_false_skips_the_file_checks(tmp_path: Path) -> None:
     assert problems_of(path) == [(2, "input"), (2, "mask"), (3, "input")]
 
 
-def test_videos_are_only_checked_to_exist(tmp_path: Path, images: Path) -> None:
-    (images / "clip.mp4").write_bytes(b"not decoded by the manifest")
-    path = manifest(tmp_path, "a,denoise,images/clip.mp4,,,,,,,", "b,denoise,images/clip.mp4,,,,,b.png,,")
-    assert problems_of(path) == [(3, "output")]  # a video is written as a video
-    path = manifest(tmp_path, "a,denoise,images/clip.mp4,,,,,,,")
-    assert parse_manifest(path)[0].is_video
+VIDEO_HEADER = "id,task,input,mask,scale,reference,output,fps"
+
+
+@pytest.fixture
+def clips(tmp_path: Path) -> Path:
+    """`clips/`: an 8-frame 32×32 video, its frames as a folder and as a pattern, and masks."""
+    import torch
+
+    from pipeline.io import VideoWriter
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    frames = [torch.from_numpy(rgb(top=100 + 4 * index)).permute(2, 0, 1).float() / 255 for index in range(8)]
+    with VideoWriter(folder / "clip.mp4", 25, 32, 32) as writer:
+        for frame in frames:
+            writer.write(frame)
+    for index in range(8):
+        save(folder / "frames" / f"f{index}.png", rgb(top=100 + 4 * index))
+        save(folder / "masks" / f"{index:04d}.png", mask())
+        save(folder / "big" / f"{index:04d}.png", rgb(64))
+    for index in range(5):
+        save(folder / "few" / f"{index}.png", rgb())
+    save(folder / "mixed" / "1.png", rgb())
+    save(folder / "mixed" / "2.png", rgb(24))
+    (folder / "empty").mkdir()
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video" * 40)
+    return folder
+
+
+def test_video_rows_parse_with_their_kinds_outputs_and_fps(tmp_path: Path, clips: Path, images: Path) -> None:
+    path = manifest(
+        tmp_path,
+        "a,denoise,clips/clip.mp4,,,,,",
+        "b,denoise,clips/frames,,,clips/clip.mp4,,25",
+        "c,sr2,clips/frames/f%d.png,,,clips/big/%04d.png,restored/c.mkv,30000/1001",
+        "d,inpaint,clips/clip.mp4,images/mask.png,,,,",
+        "e,watermark,clips/frames/,clips/masks/%04d.png,,,,12.5",
+        "f,denoise,images/noisy.png,,,,,",
+        header=VIDEO_HEADER,
+    )
+    rows = parse_manifest(path)
+    assert [row.input_kind for row in rows] == ["video", "frames", "frames", "video", "frames", "image"]
+    assert [row.is_video for row in rows] == [True] * 5 + [False]
+    assert [row.output.as_posix() for row in rows] == ["a.mp4", "b.mp4", "restored/c.mkv", "d.mp4", "e.mp4", "f.png"]
+    assert [row.fps for row in rows] == [None, 25.0, pytest.approx(29.97, abs=0.001), None, 12.5, None]
+    assert rows[2].input == clips / "frames" / "f%d.png" and rows[2].scale == 2
+    assert rows[3].mask == images / "mask.png" and rows[4].mask == clips / "masks" / "%04d.png"
+    assert rows[0].source is not None and (rows[0].source.kind, rows[0].source.frames) == ("video", 8)
+    assert rows[1].source is not None and (rows[1].source.kind, rows[1].source.frames) == ("frames", 8)
+    assert rows[5].source is None
+    assert validate_manifest(path) == []
+
+
+def test_folder_manifest_lists_videos_too(tmp_path: Path, clips: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    save(tmp_path / "scans" / "still.png", rgb())
+    (tmp_path / "scans" / "clip.mp4").write_bytes((clips / "clip.mp4").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    text = write_manifest_for_folder(tmp_path / "scans", "denoise")
+    assert text.splitlines() == ["id,task,input", "clip,denoise,scans/clip.mp4", "still,denoise,scans/still.png"]
+    (tmp_path / "folder.csv").write_text(text, encoding="utf-8")
+    video, still = parse_manifest(tmp_path / "folder.csv")
+    assert video.is_video and video.output == Path("clip.mp4") and not still.is_video
+
+
+def test_video_rows_are_checked_against_their_files(tmp_path: Path, clips: Path, images: Path) -> None:
+    path = manifest(
+        tmp_path,
+        "ok,denoise,clips/clip.mp4,,,,,",
+        "flash,flash,clips/clip.mp4,,,,,",
+        "no-fps,denoise,clips/frames,,,,,",
+        "file-fps,denoise,clips/clip.mp4,,,,,25",
+        "image-fps,denoise,images/noisy.png,,,,,25",
+        "bad-fps,denoise,clips/frames,,,,,0",
+        "broken,denoise,clips/broken.mp4,,,,,",
+        "empty,denoise,clips/empty,,,,,25",
+        "mixed,denoise,clips/mixed,,,,,25",
+        "missing,denoise,clips/nowhere/%05d.png,,,,,25",
+        "small-mask,inpaint,clips/clip.mp4,images/small_mask.png,,,,",
+        "few-masks,inpaint,clips/clip.mp4,clips/few,,,,",
+        "few-refs,denoise,clips/clip.mp4,,,clips/few,,",
+        "sr-ref,sr2,clips/frames,,,clips/clip.mp4,,25",
+        "image-out,denoise,clips/clip.mp4,,,,x.png,",
+        "gif,denoise,clips/clip.gif,,,,,",
+        "image-ref,denoise,clips/clip.mp4,,,images/ref.png,,",
+        header=VIDEO_HEADER,
+    )
+    expected = [
+        (3, "task"), (4, "fps"), (5, "fps"), (6, "fps"), (7, "fps"), (8, "input"), (9, "input"), (10, "input"),
+        (11, "input"), (12, "mask"), (13, "mask"), (14, "reference"), (15, "reference"), (16, "output"), (17, "input"),
+        (18, "reference"),
+    ]
+    assert problems_of(path) == expected
+    message = error_text(path)
+    assert "row 3, column 'task': task 'flash' cannot restore a video; the frame-wise tasks are denoise, sr, sr2, sr4, sr8, inpaint, watermark" in message
+    assert "row 4, column 'fps': frame images need the frame rate" in message
+    assert "row 5, column 'fps': a video file is written at its own frame rate" in message
+    assert "row 8, column 'input': cannot decode " in message and "broken.mp4" in message
+    assert "row 9, column 'input': no frame images" in message
+    assert "row 10, column 'input': frame 1 (2.png) is 3x24x24 but the first frame (1.png) is 3x32x32" in message
+    assert "row 11, column 'input'" in message and "(paths are relative to the manifest's folder)" in message
+    assert "row 12, column 'mask': the mask is 16x16 pixels (HxW) but the frames are 32x32" in message
+    assert "row 13, column 'mask': there are 5 masks but 8 frames" in message
+    assert "row 14, column 'reference': the reference has 5 frames but the input has 8" in message
+    assert "row 15, column 'reference': the reference frames are 3x32x32 but the output frames will be 3x64x64" in message
+    assert "row 16, column 'output': 'x.png' needs a video extension" in message
+    assert "folder of frame images or a frame pattern such as frames/%05d.png" in message
 
 
 def test_missing_empty_and_header_only_manifests(tmp_path: Path) -> None:

@@ -224,7 +224,7 @@ def test_a_flash_row_runs(tmp_path: Path) -> None:
 
 def test_video_rows_are_refused_clearly(tmp_path: Path) -> None:
     unit = row(tmp_path, "denoise", "clip.mp4", output=Path("clip.mp4"))
-    with pytest.raises(ValueError, match=r"row 2 \(id denoise-row\): .*video rows are not supported yet"):
+    with pytest.raises(ValueError, match=r"row 2 \(id denoise-row\): .*process_unit restores images, video rows run as segments"):
         process_unit(unit, tmp_path / "out")
 
 

@@ -4,10 +4,14 @@
   conversion rules) and `ImageReadError`, `LoadedImage`.
 * `probe_video`, `iter_video_frames`, `VideoWriter` (MP4, AVI, MOV, MKV through the ffmpeg bundled
   with imageio-ffmpeg; streamed, never a whole video in memory) and `VideoReadError`, `VideoInfo`.
-* `atomic_path`: write through a temporary file that is renamed onto the target on success.
+* `probe_sequence`, `iter_sequence`, `frame_files` and `SequenceError`, `SequenceInfo`: frame
+  sequences, i.e. a video file, a folder of frame images or a printf pattern such as
+  ``frames/%05d.png`` (see `pipeline.io.sequence`).
+* `atomic_path`, `atomic_folder`: write through a temporary file (or folder) that is renamed
+  onto the target on success.
 """
 
-from pipeline.io.atomic import atomic_path
+from pipeline.io.atomic import atomic_folder, atomic_path
 from pipeline.io.image import (
     IMAGE_SUFFIXES,
     ImageReadError,
@@ -16,6 +20,15 @@ from pipeline.io.image import (
     probe_image,
     read_image,
     write_image,
+)
+from pipeline.io.sequence import (
+    SequenceError,
+    SequenceInfo,
+    frame_files,
+    is_frame_pattern,
+    is_frame_sequence_path,
+    iter_sequence,
+    probe_sequence,
 )
 from pipeline.io.video import (
     VIDEO_SUFFIXES,
@@ -31,15 +44,23 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
     "ImageReadError",
+    "SequenceError",
+    "SequenceInfo",
     "LoadedImage",
     "VideoInfo",
     "VideoReadError",
     "VideoWriter",
+    "atomic_folder",
     "atomic_path",
+    "frame_files",
+    "is_frame_pattern",
+    "is_frame_sequence_path",
     "is_image_path",
     "is_video_path",
+    "iter_sequence",
     "iter_video_frames",
     "probe_image",
+    "probe_sequence",
     "probe_video",
     "read_image",
     "write_image",

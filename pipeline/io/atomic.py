@@ -1,9 +1,10 @@
-"""Atomic file replacement: write next to the target, fsync, then rename onto it."""
+"""Atomic file and folder replacement: write next to the target, fsync, then rename onto it."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,3 +70,37 @@ def atomic_path(path: Path, *, keep_suffix: bool = False) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder to fill; on success it replaces the folder `path` as a whole.
+
+    Usage::
+
+        with atomic_folder(Path("out/.segments/clip/0003")) as tmp:
+            write_image(tmp / "000123.png", frame)
+
+    The temporary folder is a hidden sibling named like `temp_path_for`'s files
+    (``.0003.4711-3f9a2c.tmp``), so the ledger's clean-up of partial outputs recognises it. When
+    the block finishes it is renamed onto `path`; a `path` that already exists is first renamed
+    aside (to another temporary name) and removed after, so `path` is always either the old
+    folder or the complete new one. If the block raises, the temporary folder is removed and
+    `path` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = temp_path_for(path) if path.exists() else None
+        if old is not None:
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(path.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -130,11 +130,15 @@ def _frame_tensor(raw: bytes, height: int, width: int) -> torch.Tensor:
 def _decode_frames(path: Path, start: int, stop: int | None) -> Generator[torch.Tensor, None, None]:
     if stop is not None and stop <= start:
         return  # an empty range: no need to start ffmpeg
-    output_params = ["-an", "-sn"] + ([] if stop is None else ["-frames:v", str(stop)])
+    output_params = ["-an", "-sn"]
+    if start > 0:  # ffmpeg drops the frames before start itself: they are decoded, but never converted or piped
+        output_params += ["-vf", f"select=gte(n\\,{start})", "-fps_mode", "passthrough"]
+    if stop is not None:
+        output_params += ["-frames:v", str(stop - start)]
     reader = imageio_ffmpeg.read_frames(ffmpeg_url(path), pix_fmt="rgb24", output_params=output_params)
     try:
         width, height = _first_meta(path, reader)["size"]
-        index = 0
+        index = start
         while True:
             try:
                 raw = next(reader)
@@ -145,8 +149,7 @@ def _decode_frames(path: Path, start: int, stop: int | None) -> Generator[torch.
                     f"cannot decode frame {index} of {path}: {_short(err)}; the video may be truncated or damaged",
                     path,
                 ) from err
-            if index >= start:
-                yield _frame_tensor(raw, height, width)
+            yield _frame_tensor(raw, height, width)
             index += 1
     finally:
         reader.close()  # stops ffmpeg, also when the caller closes this generator early
@@ -157,8 +160,9 @@ def iter_video_frames(path: Path | str, start: int = 0, stop: int | None = None)
 
     Frames are decoded lazily, one at a time. ffmpeg starts at the first `next()` and is stopped
     when the generator finishes, is closed (`.close()`, or leaving a `with contextlib.closing(...)`
-    block) or is garbage-collected. Frames before `start` are decoded and dropped, so starting
-    late in a long video costs decoding time (exact frame indices, no seeking by timestamp).
+    block) or is garbage-collected. Frames before `start` are decoded and dropped inside ffmpeg
+    (its select filter: exact frame indices, no seeking by timestamp), so starting late in a long
+    video still costs decoding time, though not the conversion and transfer of those frames.
     The file is checked now (VideoReadError if missing or unsupported); decoding errors raise
     VideoReadError from the iteration.
     """
@@ -200,8 +204,8 @@ class VideoWriter:
     everywhere but needs even width and height: an odd size raises ValueError rather than being
     padded). `lossless=True` overrides codec and pixel format with lossless RGB H.264
     (libx264rgb, qp 0): frames read back bit-exact. `audio_from` copies (re-encoding to AAC) the
-    first audio track of another file, such as the source video, cut to the video's length; a
-    file without audio is ignored.
+    first audio track of another file, such as the source video, cut (or padded with silence) to
+    the video's length; a file without audio is ignored.
     """
 
     def __init__(
@@ -246,7 +250,9 @@ class VideoWriter:
         output_params = self._output_params()
         if self.audio_from is not None and probe_video(self.audio_from, count_frames=False).has_audio:
             audio = {"audio_path": ffmpeg_url(self.audio_from), "audio_codec": "aac"}
-            output_params.append("-shortest")
+            # Silence pads an audio track shorter than the video, so that -shortest cuts the audio
+            # to the video's length and never drops the video's last frames.
+            output_params += ["-af", "apad", "-shortest"]
         encoder = imageio_ffmpeg.write_frames(
             ffmpeg_url(tmp),
             (self.width, self.height),

@@ -16,17 +16,30 @@ Columns (`VALID_COLUMNS`; an empty cell means "not given"):
 - `task` (required): a preset of `dip_engine.task_names()`.
 - `input` (required): the image or video to restore. Relative paths are relative to the
   manifest's folder; absolute paths are used as they are (so are mask, flash and reference).
+  A video is a video file (.mp4 .avi .mov .mkv), a folder of frame images, or a printf pattern
+  of frame images such as `frames/%05d.png` (see `pipeline.io.sequence`); any input path
+  without an image or video extension is taken for a folder of frames.
 - `mask` (inpaint, watermark: required): binary mask image, same height and width as the input.
+  For a video: one mask image for every frame (a logo, a burnt-in timestamp), or a folder or
+  pattern of mask images, one per frame.
 - `scale` (super-resolution): integer >= 2; required for `sr`, optional for `sr2`/`sr4`/`sr8`
   where it must equal the preset's factor.
 - `flash` (flash: required): the flash image; `input` is the no-flash one. Same C×H×W.
 - `reference` (optional): a clean image of the output's C×H×W (the input's, with height and width
-  times the scale for super-resolution), only used to report PSNR.
+  times the scale for super-resolution), only used to report PSNR. For a video: a video file,
+  frame folder or pattern with the same number of frames, each of the output's size.
 - `output` (optional): where to write the result, relative to the output folder; it must stay
   inside it (no absolute paths, no '..'). Default `<id>.<input extension>`, except that .jpg and
-  .jpeg inputs default to .png, so that the result is not degraded by lossy re-encoding.
-  Images are written as images, videos as videos.
+  .jpeg inputs default to .png, so that the result is not degraded by lossy re-encoding, and
+  frame images default to `<id>.mp4`. Images are written as images, videos as video files.
 - `max_iterations` (optional, integer >= 1) and `seed` (optional, integer >= 0): per-row overrides.
+  For a video, `max_iterations` caps the cold-started frames (each segment's first, and cuts).
+- `fps` (frame images: required): the frame rate of the video to write, > 0 (25, 29.97 or
+  30000/1001). A video file is written at its own frame rate, so `fps` is refused there.
+
+Video rows need a frame-wise task (denoise, sr*, inpaint, watermark; not flash). Their files are
+checked too: the video decodes and has frames, frame images decode with one size, masks and
+references fit the frames (size, channel count, frame count).
 
 A column that the row's task does not use (a mask on a denoise row) is an error, as is a column
 not in `VALID_COLUMNS`. `parse_manifest` reads every row and reports every problem at once in a

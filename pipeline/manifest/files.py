@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.io import ImageReadError, is_video_path, probe_image
+from pipeline.io import ImageReadError, is_frame_pattern, is_image_path, probe_image
 from pipeline.manifest.schema import PATH_COLUMNS, Draft, Report
+from pipeline.manifest.sequences import Sequences, check_video_row
 
 Shape = tuple[int, int, int]
 _MIN_SIDE = 4  # the engine's smallest image side
@@ -16,17 +17,25 @@ _RELATIVE_HINT = " (paths are relative to the manifest's folder)"
 def check_files(drafts: list[Draft], report: Report) -> None:
     """Every referenced file exists; images decode and have the sizes their row implies.
 
-    Video files are only checked to exist. Each file is probed once, however many rows use it.
+    Video rows (a video file or frame images) are checked by `check_video_row`: the input
+    decodes, masks and references fit its frames. Each file is probed once, however many rows
+    use it.
     """
     shapes: dict[Path, Shape | None] = {}
+    sequences: Sequences = {}
     for draft in drafts:
+        if draft.is_video:
+            still_mask = draft.mask is not None and is_image_path(draft.mask) and not is_frame_pattern(draft.mask)
+            mask = _probe(draft, "mask", shapes, report) if still_mask else None
+            check_video_row(draft, sequences, mask, report)
+            continue
         found = {column: _probe(draft, column, shapes, report) for column in PATH_COLUMNS}
         if found["input"] is not None:
             _check_shapes(draft, found, report)
 
 
 def _probe(draft: Draft, column: str, shapes: dict[Path, Shape | None], report: Report) -> Shape | None:
-    """The C×H×W of the row's image in `column`; None for videos, empty cells and problems."""
+    """The C×H×W of the row's image in `column`; None for empty cells and problems."""
     path: Path | None = getattr(draft, column)
     if path is None:
         return None
@@ -41,8 +50,6 @@ def _probe(draft: Draft, column: str, shapes: dict[Path, Shape | None], report: 
         return None
     if not is_file:
         report.add(draft.line, column, f"not a file: {path}")
-        return None
-    if is_video_path(path):
         return None
     if path not in shapes:
         try:

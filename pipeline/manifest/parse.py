@@ -10,7 +10,8 @@ from itertools import zip_longest
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from dip_engine import Task, get_task, task_names
-from pipeline.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image_path, is_video_path
+from dip_engine.video import FRAME_WISE_KINDS
+from pipeline.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_frame_pattern, is_image_path, is_video_path
 from pipeline.manifest.files import check_files as check_referenced_files
 from pipeline.manifest.schema import (
     KIND_COLUMNS,
@@ -21,10 +22,13 @@ from pipeline.manifest.schema import (
     ManifestProblem,
     ManifestRow,
     Report,
+    input_kind,
 )
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
 _INT_PATTERN = re.compile(r"[+-]?[0-9]+")
+_RATE_PATTERN = re.compile(r"(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)(/(?P<denominator>[0-9]+(\.[0-9]*)?))?")
+_FRAMES_HINT = "a folder of frame images or a frame pattern such as frames/%05d.png"
 _MAX_SEED = 2**63 - 1
 _LOSSY_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg")
 _IMAGE_EXTENSIONS = " ".join(IMAGE_SUFFIXES)
@@ -35,8 +39,10 @@ def parse_manifest(path: Path, *, check_files: bool = True) -> list[ManifestRow]
     """Read and validate a manifest; a ManifestError lists every problem found in it.
 
     Every row is read and every problem collected before raising. check_files=True also checks
-    that every referenced file exists and, for images, decodes, and that masks, flash images and
-    references have the size the row's input implies (video inputs: existence only).
+    that every referenced file exists and decodes, and that masks, flash images and references
+    have the size the row's input implies; for video rows, that the video decodes (its frames
+    are counted) or the frame images all have one size, and that masks and references have as
+    many frames as the input (`pipeline.manifest.sequences`).
     """
     path = Path(path)
     report = Report(path)
@@ -144,6 +150,8 @@ def _parse_row(line: int, cells: list[str], columns: list[str], base: Path, repo
     for name in ("input", "mask", "flash", "reference"):
         if name in given and (draft.task is None or _uses(draft.task, name)):
             setattr(draft, name, _parse_path(draft, name, base, report))
+    _check_video_task(draft, report)
+    draft.fps = _parse_fps(draft, report)
     draft.scale = _parse_scale(draft, report)
     if "max_iterations" in given:
         draft.max_iterations = _parse_int(given["max_iterations"], "max_iterations", 1, None, line, report)
@@ -175,7 +183,10 @@ def _uses(task: Task, column: str) -> bool:
 
 
 def _check_task_columns(draft: Draft, report: Report) -> None:
-    """Task-specific columns: filled where the task does not use them, empty where it needs them."""
+    """Task-specific columns: filled where the task does not use them, empty where it needs them.
+
+    (A flash row whose input is a video is told that flash cannot restore videos instead, by
+    `_check_video_task`, rather than asked for a flash image.)"""
     task = draft.task
     if task is None:
         return
@@ -185,27 +196,79 @@ def _check_task_columns(draft: Draft, report: Report) -> None:
             report.add(draft.line, column, f"only used by the tasks {users}, not by task {task.name!r}; empty the cell or change the task")
     if task.kind == "inpaint" and "mask" not in draft.given:
         report.add(draft.line, "mask", f"task {task.name!r} needs a mask: a binary image, white (1) where pixels are known")
-    if task.kind == "flash" and "flash" not in draft.given:
+    if task.kind == "flash" and "flash" not in draft.given and input_kind(Path(draft.given.get("input", "x.png"))) == "image":
         report.add(draft.line, "flash", "task 'flash' needs the flash image here (the input is the no-flash image)")
 
 
 def _parse_path(draft: Draft, column: str, base: Path, report: Report) -> Path | None:
-    """A path cell made absolute (relative to the manifest's folder), its extension checked.
+    """A path cell made absolute (relative to the manifest's folder), its kind checked.
 
-    Inputs may be images or videos; flash and reference images may be videos for a video input;
-    masks are images.
+    An input is an image, a video file, or frame images (a folder, or a printf pattern such as
+    frames/%05d.png). For a video row (video file or frame images) the reference is a video or
+    frame images too, and the mask one image or frame images; for an image row both are images.
     """
     text = draft.given[column]
     if any(ord(character) < 32 for character in text):
         report.add(draft.line, column, f"{text!r} contains control characters; write the file's path")
         return None
     path = Path(os.path.abspath(base / os.path.expanduser(text)))
-    video_ok = column == "input" or (column != "mask" and draft.input is not None and is_video_path(draft.input))
-    if is_image_path(path) or (video_ok and is_video_path(path)):
-        return path
-    expected = f"an image ({_IMAGE_EXTENSIONS})" + (f" or a video ({_VIDEO_EXTENSIONS})" if video_ok else "")
-    report.add(draft.line, column, f"{text!r} is not {expected} by its extension")
+    if column == "input":
+        if is_image_path(path) or is_video_path(path) or _names_a_folder(text, path):
+            return path
+        expected = f"an image ({_IMAGE_EXTENSIONS}), a video ({_VIDEO_EXTENSIONS}) or {_FRAMES_HINT}"
+    elif draft.is_video and column in ("mask", "reference"):
+        still = column == "mask" and is_image_path(path) and not is_frame_pattern(path)
+        if still or is_frame_pattern(path) or _names_a_folder(text, path) or (column == "reference" and is_video_path(path)):
+            return path
+        what = "one mask image for every frame" if column == "mask" else f"a video ({_VIDEO_EXTENSIONS})"
+        expected = f"{what} or {_FRAMES_HINT}, as the input is a video"
+    else:
+        if is_image_path(path) and not is_frame_pattern(path):
+            return path
+        expected = f"an image ({_IMAGE_EXTENSIONS})"
+    report.add(draft.line, column, f"{text!r} is not {expected}")
     return None
+
+
+def _names_a_folder(text: str, path: Path) -> bool:
+    """A cell naming a folder of frames: no image or video extension, and either no extension at
+    all, a trailing '/', or an existing folder."""
+    if is_image_path(path) or is_video_path(path):
+        return False
+    return not path.suffix or text.endswith(("/", os.sep)) or path.is_dir()
+
+
+def _check_video_task(draft: Draft, report: Report) -> None:
+    """Video rows need a frame-wise task (not flash/no-flash, which pairs two still images)."""
+    if draft.task is None or not draft.is_video or draft.task.kind in FRAME_WISE_KINDS:
+        return
+    names = ", ".join(name for name in task_names() if get_task(name).kind in FRAME_WISE_KINDS)
+    report.add(draft.line, "task", f"task {draft.task.name!r} cannot restore a video; the frame-wise tasks are {names}")
+
+
+def _parse_fps(draft: Draft, report: Report) -> float | None:
+    """The frame rate of a frame-images input: required there, refused elsewhere."""
+    text = draft.given.get("fps")
+    kind = None if draft.input is None else input_kind(draft.input)
+    if text is None:
+        if kind == "frames":
+            report.add(draft.line, "fps", "frame images need the frame rate of the video to write: fps, e.g. 25 or 30000/1001")
+        return None
+    if kind == "video":
+        report.add(draft.line, "fps", "a video file is written at its own frame rate; empty the cell (fps is only for frame folders and patterns)")
+        return None
+    if kind == "image":
+        report.add(draft.line, "fps", "only used by video rows whose input is frame images (a folder or a pattern); empty the cell")
+        return None
+    match = _RATE_PATTERN.fullmatch(text)
+    rate = None
+    if match is not None:
+        denominator = float(match["denominator"]) if match["denominator"] else 1.0
+        rate = float(match["number"]) / denominator if denominator > 0 else None
+    if rate is None or not 0 < rate < float("inf"):
+        report.add(draft.line, "fps", f"must be a frame rate > 0 such as 25, 29.97 or 30000/1001, got {text!r}")
+        return None
+    return rate
 
 
 def _parse_int(text: str, column: str, low: int, high: int | None, line: int, report: Report) -> int | None:
@@ -239,6 +302,8 @@ def _parse_output(draft: Draft, report: Report) -> PurePosixPath | None:
     if text is None:
         if draft.id is None or draft.input is None:
             return None
+        if input_kind(draft.input) == "frames":
+            return PurePosixPath(draft.id + ".mp4")
         suffix = draft.input.suffix.lower()
         return PurePosixPath(draft.id + (".png" if suffix in _LOSSY_SUFFIXES else suffix))
     problem = _output_problem(text, draft.input)
@@ -257,7 +322,7 @@ def _output_problem(text: str, input_path: Path | None) -> str | None:
         return f"{text!r} is an absolute path; outputs are relative to the output folder, e.g. {path.name!r}"
     if ".." in path.parts:
         return f"{text!r} contains '..'; outputs must stay inside the output folder"
-    if input_path is not None and is_video_path(input_path):
+    if input_path is not None and input_kind(input_path) != "image":
         return None if is_video_path(path) else f"{text!r} needs a video extension ({_VIDEO_EXTENSIONS}): the input is a video"
     return None if is_image_path(path) else f"{text!r} needs an image extension ({_IMAGE_EXTENSIONS})"
 

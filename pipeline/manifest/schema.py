@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from dip_engine import Task
-from pipeline.io import is_video_path
+from pipeline.io import SequenceInfo, is_frame_sequence_path, is_video_path
+
+InputKind = Literal["image", "video", "frames"]
 
 VALID_COLUMNS: tuple[str, ...] = (
     "id",
@@ -19,11 +22,20 @@ VALID_COLUMNS: tuple[str, ...] = (
     "output",
     "max_iterations",
     "seed",
+    "fps",
 )
 REQUIRED_COLUMNS: tuple[str, ...] = ("id", "task", "input")
 # Columns only some task kinds use: (column, the task kind that uses it).
 KIND_COLUMNS: tuple[tuple[str, str], ...] = (("mask", "inpaint"), ("flash", "flash"), ("scale", "sr"))
 PATH_COLUMNS: tuple[str, ...] = ("input", "mask", "flash", "reference")
+
+
+def input_kind(path: Path | PurePosixPath) -> InputKind:
+    """What an input path names: a video file, frame images (a folder or a printf pattern such as
+    frames/%05d.png: any path without an image or video extension is taken for a folder), or an image."""
+    if is_video_path(path):
+        return "video"
+    return "frames" if is_frame_sequence_path(path) else "image"
 
 
 @dataclass(frozen=True)
@@ -32,7 +44,10 @@ class ManifestRow:
 
     `row_number` is the row's line in the file (header = line 1). `scale` is the super-resolution
     factor of every sr* row (the preset's own for sr2/sr4/sr8 when the cell is empty) and None
-    for the other tasks.
+    for the other tasks. `fps` is the frame rate of a row whose input is frame images (a folder
+    or a pattern); None otherwise (a video file keeps its own rate). `source` is what validating
+    a video row's files found out about its input (frame count, size), so that planning need not
+    decode the video again; None for images and when files were not checked.
     """
 
     row_number: int
@@ -46,11 +61,18 @@ class ManifestRow:
     output: Path
     max_iterations: int | None = None
     seed: int | None = None
+    fps: float | None = None
+    source: SequenceInfo | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def input_kind(self) -> InputKind:
+        """"image", "video" (a video file) or "frames" (a folder or a printf pattern of frame images)."""
+        return input_kind(self.input)
 
     @property
     def is_video(self) -> bool:
-        """Whether the input is a video (restored frame by frame)."""
-        return is_video_path(self.input)
+        """Whether the row is a video (a video file or frame images), restored as frame chains."""
+        return self.input_kind != "image"
 
 
 @dataclass(frozen=True)
@@ -113,6 +135,13 @@ class Draft:
     output: PurePosixPath | None = None
     max_iterations: int | None = None
     seed: int | None = None
+    fps: float | None = None
+    source: SequenceInfo | None = None  # a video row's input as its file check probed it
+
+    @property
+    def is_video(self) -> bool:
+        """Whether the input parsed as a video file or frame images (False while it is unknown)."""
+        return self.input is not None and input_kind(self.input) != "image"
 
     def to_row(self) -> ManifestRow:
         """The validated row (only called when the manifest had no problem)."""
@@ -130,4 +159,6 @@ class Draft:
             output=Path(self.output),
             max_iterations=self.max_iterations,
             seed=self.seed,
+            fps=self.fps,
+            source=self.source,
         )

@@ -1,0 +1,173 @@
+"""One segment of a video on a worker: restore its frames as a chain, store the kept ones.
+
+`process_segment` decodes only the frames the segment's chain needs (streamed, one at a time),
+runs `dip_engine.video.restore_video` over them, and writes the kept frames losslessly as PNG
+into the segment's folder of the output folder (``.segments/<row id>/<index>/<frame>.png``),
+atomically: the folder appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+import dip_engine
+from dip_engine import RestoreConfig
+from dip_engine.video import ChainConfig, FrameResult, restore_video
+from pipeline.io import atomic_folder, frame_files, is_frame_pattern, is_image_path, iter_sequence, read_image, write_image
+from pipeline.ledger import STATUS_DONE
+from pipeline.manifest import ManifestRow
+from pipeline.unit import UnitError, engine_config, now, output_bit_depth, read_mask, upsample_to
+from pipeline.units import SegmentUnit, frame_name
+from pipeline.video_records import SegmentRecord
+
+
+@dataclass
+class _Tally:
+    """What the chain did, accumulated frame by frame."""
+
+    iterations: int = 0
+    cold_frames: int = 0
+    cuts: int = 0
+    engine_seconds: float = 0.0
+    stop_reasons: Counter[str] = field(default_factory=Counter)
+    metrics: dict[str, list[float]] = field(default_factory=lambda: {"psnr_in": [], "psnr_out": [], "ssim_in": [], "ssim_out": []})
+
+    def add(self, result: FrameResult) -> None:
+        self.iterations += result.restoration.iterations
+        self.cold_frames += int(result.cold)
+        self.cuts += int(result.reason == "cut")
+        self.engine_seconds += result.restoration.seconds
+        self.stop_reasons[result.restoration.stop_reason] += 1
+
+    def measure(self, x0: Tensor, written: Tensor, reference: Tensor) -> None:
+        baseline = upsample_to(x0, (reference.shape[-2], reference.shape[-1]))
+        self.metrics["psnr_in"].append(dip_engine.psnr(baseline, reference))
+        self.metrics["psnr_out"].append(dip_engine.psnr(written, reference))
+        self.metrics["ssim_in"].append(dip_engine.ssim(baseline, reference))
+        self.metrics["ssim_out"].append(dip_engine.ssim(written, reference))
+
+    def means(self) -> dict[str, float | None]:
+        return {name: (sum(values) / len(values) if values else None) for name, values in self.metrics.items()}
+
+
+def _masks(row: ManifestRow, start: int, stop: int) -> Tensor | Iterator[Tensor] | None:
+    """One mask for every frame, or the masks of frames start..stop-1 read one at a time."""
+    if row.mask is None:
+        return None
+    if is_image_path(row.mask) and not is_frame_pattern(row.mask):
+        return read_mask(row.mask)
+    return (read_mask(path) for path in frame_files(row.mask)[start:stop])
+
+
+def process_segment(
+    unit: SegmentUnit,
+    out_dir: Path,
+    *,
+    device: str = "cpu",
+    worker: str = "",
+    attempt: int = 1,
+    config_override: RestoreConfig | None = None,
+    chain_override: ChainConfig | None = None,
+) -> dict[str, Any]:
+    """Restore one segment and return its "done" record (`pipeline.video_records.SegmentRecord`).
+
+    The chain runs from frame `warmup_start` to `stop - 1`; frames before `start` only warm it up.
+    Cold frames use the task preset's configuration (or `config_override`) with the row's
+    `max_iterations` as the cap; warm frames follow `chain_override` (default `ChainConfig()`).
+    The seed is the row's (0 if none). Kept frames are written as PNG at the input's bit depth
+    (uint8, or uint16 for 16-bit and float frames) into the segment's folder, atomically.
+
+    With a reference, psnr/ssim_out compare each kept frame as written with its reference frame
+    and psnr/ssim_in the input frame (bicubic-upsampled for super-resolution); the record holds
+    their means over the kept frames. Raises UnitError (naming the row and the segment) for what
+    the user can fix: unreadable frames, a non-binary mask, anything the engine rejects.
+    """
+    started = time.perf_counter()
+    segment = unit.segment
+    try:
+        return _run(unit, Path(out_dir), device, worker, attempt, config_override, chain_override, started)
+    except UnitError:
+        raise
+    except ValueError as error:
+        where = f"segment {segment.index} (frames {segment.start}-{segment.stop - 1})"
+        raise UnitError(unit.row, f"{where}: {error}") from error
+
+
+def _run(
+    unit: SegmentUnit,
+    out_dir: Path,
+    device: str,
+    worker: str,
+    attempt: int,
+    config_override: RestoreConfig | None,
+    chain_override: ChainConfig | None,
+    started: float,
+) -> dict[str, Any]:
+    row, segment = unit.row, unit.segment
+    bit_depth = output_bit_depth(unit.source.bit_depth, Path(frame_name(0)))
+    is_sr = dip_engine.get_task(row.task).kind == "sr"
+    tally = _Tally()
+    with ExitStack() as stack:
+        frames = stack.enter_context(closing(iter_sequence(row.input, segment.warmup_start, segment.stop)))
+        to_engine, inputs = itertools.tee(frames, 2)  # the engine's copy, and ours for psnr_in
+        references = None
+        if row.reference is not None:
+            references = stack.enter_context(closing(iter_sequence(row.reference, segment.start, segment.stop)))
+        folder = stack.enter_context(atomic_folder(out_dir / unit.output))
+        results = restore_video(
+            to_engine,
+            row.task,
+            masks=_masks(row, segment.warmup_start, segment.stop),
+            scale=row.scale if is_sr else None,
+            config=engine_config(row, config_override),
+            chain=chain_override,
+            seed=row.seed if row.seed is not None else 0,
+            device=device,
+        )
+        for result in results:
+            tally.add(result)
+            x0 = next(inputs)
+            index = segment.warmup_start + result.index
+            if index < segment.start:
+                continue
+            target = folder / frame_name(index)
+            write_image(target, result.image, bit_depth)
+            if references is not None:
+                tally.measure(x0, read_image(target).pixels, next(references))
+    record = SegmentRecord(
+        id=unit.id,
+        status=STATUS_DONE,
+        task=row.task,
+        input=str(row.input),
+        output=unit.output.as_posix(),
+        row=row.row_number,
+        video=row.id,
+        segment=segment.index,
+        segments=unit.segments,
+        start=segment.start,
+        stop=segment.stop,
+        warmup_start=segment.warmup_start,
+        frames=segment.frames,
+        iterations=tally.iterations,
+        cold_frames=tally.cold_frames,
+        cuts=tally.cuts,
+        stop_reasons=dict(tally.stop_reasons),
+        **tally.means(),
+        bit_depth=bit_depth,
+        seconds=time.perf_counter() - started,
+        engine_seconds=tally.engine_seconds,
+        worker=worker,
+        attempt=attempt,
+        finished_at=now(),
+        error=None,
+    )
+    return record.to_dict()

@@ -97,7 +97,8 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast + channels_last (default: fp32)")
     args = parser.parse_args()
     performance = Performance(amp=args.amp, channels_last=args.amp)
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__},"
+    where = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    print(f"# {where}, torch {torch.__version__},"
           f" {'bf16 autocast' if args.amp else 'fp32'}")
     print("| task | image | size | input dB | output dB | best along run dB | stop it. | kept it. | reason | seconds |")
     print("|---|---|---|---|---|---|---|---|---|---|")

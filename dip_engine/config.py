@@ -129,6 +129,12 @@ class Performance:
     compile: bool = False  # torch.compile the generator
     amp: bool = False  # autocast to bfloat16 (float16 with a GradScaler on GPUs without bf16)
     channels_last: bool = False  # NHWC memory format for the convolutions
+    compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" adds CUDA graphs
+    tf32: bool = True  # CUDA only: TensorFloat-32 convolutions and matrix products
+    cudnn_benchmark: bool = False  # CUDA only: let cuDNN time its algorithms once per shape
+
+    def __post_init__(self) -> None:
+        _check_choice("compile_mode", self.compile_mode, ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"))
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,10 @@ def fit(
         optimizer.load_state_dict(initial_state.optimizer)
         for group in optimizer.param_groups:
             group["lr"] = fit_config.learning_rate
-    model = torch.compile(net) if performance.compile else net
+    if device.type == "cuda":  # process-wide switches: a worker runs one fit at a time
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = performance.tf32
+        torch.backends.cudnn.benchmark = performance.cudnn_benchmark
+    model = torch.compile(net, mode=performance.compile_mode) if performance.compile else net
     autocast, use_scaler = _autocast(device, performance)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dip_engine import NetConfig, RestoreConfig, StoppingConfig, restore, task_names
-from dip_engine.config import FitConfig, GuardConfig
+from dip_engine.config import FitConfig, GuardConfig, Performance
 
 GOOD = torch.full((3, 37, 45), 0.5)
 
@@ -97,6 +97,8 @@ def test_bad_configurations() -> None:
         FitConfig(average=1.0)
     with pytest.raises(ValueError, match="spike_factor"):
         GuardConfig(spike_factor=0.5)
+    with pytest.raises(ValueError, match="compile_mode='fast' is not valid; expected one of 'default', 'reduce-overhead'"):
+        Performance(compile_mode="fast")
 
 
 def test_images_smaller_than_the_network_depth_work() -> None:

@@ -1,0 +1,208 @@
+"""Seconds per DIP iteration: the published recipe's plain step against the engine's speed modes.
+
+    python benchmarks/speed.py                          # CPU (or CUDA when present), 128 and 256
+    python benchmarks/speed.py --sizes 128 256 512 --device cuda --iterations 50
+
+Every figure is measured in one run on one machine, so the ratios hold there:
+
+* "published recipe": a faithful re-implementation, written here and independent of the engine, of
+  the denoising notebook's training step: the 5-level skip generator (128 channels down and up,
+  4 skip channels, reflection padding, bilinear upsampling, batch norm, LeakyReLU, 1×1 convs after
+  each up level, a sigmoid), a 32-channel input code of uniform noise × 0.1, fresh input noise of
+  std 1/30 each step, Adam at 0.01, the MSE to the noisy image, and the 0.99 output average. Eager
+  fp32, nothing else: the baseline.
+* the engine (`dip_engine.fit`) on the same problem with the denoising preset, early stopping off,
+  in each mode of `Performance`: eager fp32, channels_last, AMP, compiled, compiled + AMP (bf16
+  where the device has it), and on CUDA also without TF32, with cuDNN's benchmark mode and with
+  CUDA graphs (compile mode "reduce-overhead"). Its loop also runs the divergence guard and the
+  stopping criterion. Batched problems (K per pass) are not built yet.
+
+Seconds per iteration are the median over `--iterations` timed iterations after `--warmup`
+(compilation happens in the warm-up). GFLOP per iteration are counted once per size with
+`torch.utils.flop_counter` on the published step (forward and backward); GFLOP/s = that / seconds.
+Prints one markdown table per device; not a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from dip_engine import Performance, Problem, StoppingConfig, fit, get_task
+from dip_engine.operators import Denoising
+
+# ----- the published recipe, written out -----------------------------------------------------
+
+
+def _conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Module:
+    """Reflection padding then an unpadded convolution, as the published `conv(..., pad='reflection')`."""
+    layers: list[nn.Module] = []
+    if kernel > 1:
+        layers.append(nn.ReflectionPad2d((kernel - 1) // 2))
+    layers.append(nn.Conv2d(in_channels, out_channels, kernel, stride, padding=0))
+    return nn.Sequential(*layers)
+
+
+class _Concat(nn.Module):
+    def __init__(self, *branches: nn.Module) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+
+def published_skip(in_channels: int = 32, out_channels: int = 3, down: int = 128, up: int = 128, skip: int = 4, levels: int = 5) -> nn.Module:
+    """The published `skip(...)` generator of the denoising notebook, level by level."""
+    model = nn.Sequential()
+    current = model
+    depth = in_channels
+    for level in range(levels):
+        deeper = nn.Sequential()
+        shortcut = nn.Sequential(_conv(depth, skip, 1), nn.BatchNorm2d(skip), nn.LeakyReLU(0.2, inplace=True))
+        current.append(_Concat(shortcut, deeper))
+        below = up if level < levels - 1 else down
+        current.append(nn.BatchNorm2d(skip + below))
+        deeper.append(_conv(depth, down, 3, stride=2))
+        deeper.extend([nn.BatchNorm2d(down), nn.LeakyReLU(0.2, inplace=True), _conv(down, down, 3), nn.BatchNorm2d(down), nn.LeakyReLU(0.2, inplace=True)])
+        inner = nn.Sequential()
+        if level < levels - 1:
+            deeper.append(inner)
+        deeper.append(nn.Upsample(scale_factor=2, mode="bilinear"))
+        current.extend([_conv(skip + below, up, 3), nn.BatchNorm2d(up), nn.LeakyReLU(0.2, inplace=True)])
+        current.extend([_conv(up, up, 1), nn.BatchNorm2d(up), nn.LeakyReLU(0.2, inplace=True)])
+        depth = down
+        current = inner
+    model.extend([_conv(up, out_channels, 1), nn.Sigmoid()])
+    return model
+
+
+class PublishedStep:
+    """The notebook's closure: perturb the code, forward, MSE, backward, Adam, output average."""
+
+    def __init__(self, noisy: torch.Tensor, device: torch.device) -> None:
+        """noisy: the observation, 3×H×W."""
+        generator = torch.Generator().manual_seed(0)
+        torch.manual_seed(0)
+        self.net = published_skip().to(device)
+        size = noisy.shape[-2:]
+        self.code = (torch.rand(1, 32, *size, generator=generator) * 0.1).to(device)
+        self.noisy = noisy.unsqueeze(0).to(device)  # (1, 3, H, W)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=0.01)
+        self.average: torch.Tensor | None = None
+
+    def __call__(self) -> float:
+        self.optimizer.zero_grad()
+        net_input = self.code + torch.randn_like(self.code) / 30
+        out = self.net(net_input)
+        loss = torch.nn.functional.mse_loss(out, self.noisy)
+        loss.backward()
+        self.optimizer.step()
+        detached = out.detach()
+        self.average = detached if self.average is None else self.average * 0.99 + detached * 0.01
+        return loss.item()  # the notebook prints the loss every iteration, which synchronises
+
+
+def step_flops(size: int, device: torch.device) -> float:
+    """FLOPs of one published forward + backward at size×size."""
+    noisy = torch.rand(3, size, size)
+    step = PublishedStep(noisy, device)
+    with FlopCounterMode(display=False) as counter:
+        out = step.net(step.code)
+        torch.nn.functional.mse_loss(out, step.noisy).backward()
+    return float(counter.get_total_flops())
+
+
+# ----- timing ---------------------------------------------------------------------------------
+
+
+def time_published(noisy: torch.Tensor, device: torch.device, warmup: int, iterations: int) -> float:
+    step = PublishedStep(noisy, device)
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def time_engine(noisy: torch.Tensor, device: torch.device, performance: Performance, warmup: int, iterations: int) -> float:
+    """Median seconds between consecutive iterations of `fit` (its loop reads the loss every
+    iteration, so on CUDA each interval ends synchronised)."""
+    preset = get_task("denoise").config
+    config = replace(
+        preset.fit,
+        max_iterations=warmup + iterations + 1,
+        stopping=StoppingConfig(kind="fixed"),
+        performance=performance,
+    )
+    stamps: list[float] = []
+    problem = Problem(operator=Denoising(), observation=noisy.unsqueeze(0), size=tuple(noisy.shape[-2:]))
+    fit(problem, preset.net, config, seed=0, device=device, callback=lambda *_: stamps.append(time.perf_counter()))
+    intervals = [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
+    return statistics.median(intervals)
+
+
+MODES: dict[str, Performance] = {
+    "eager fp32": Performance(),
+    "channels_last": Performance(channels_last=True),
+    "AMP + channels_last": Performance(amp=True, channels_last=True),
+    "compiled": Performance(compile=True),
+    "compiled + AMP": Performance(compile=True, amp=True),
+    "compiled + AMP + channels_last": Performance(compile=True, amp=True, channels_last=True),
+}
+CUDA_MODES: dict[str, Performance] = {  # only on CUDA devices
+    "eager fp32, no TF32": Performance(tf32=False),
+    "channels_last + cudnn benchmark": Performance(channels_last=True, cudnn_benchmark=True),
+    "compiled + AMP + CUDA graphs": Performance(compile=True, amp=True, compile_mode="reduce-overhead"),
+}
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--modes", nargs="+", default=None, choices=[*MODES, *CUDA_MODES], help="default: all for the device")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    modes = {**MODES, **CUDA_MODES} if device.type == "cuda" else MODES
+    chosen = args.modes or list(modes)
+
+    print(f"# {device_name(device)}; torch {torch.__version__}; median of {args.iterations} iterations after {args.warmup}")
+    print("| size | mode | s / iteration | GFLOP / iteration | GFLOP/s | speed-up over the published step |")
+    print("|---|---|---|---|---|---|")
+    for size in args.sizes:
+        generator = torch.Generator().manual_seed(size)
+        noisy = torch.rand(3, size, size, generator=generator)
+        flops = step_flops(size, device)
+        runs: list[tuple[str, Callable[[], float]]] = [("published recipe (eager fp32)", lambda: time_published(noisy, device, args.warmup, args.iterations))]
+        for mode in chosen:
+            performance = {**MODES, **CUDA_MODES}[mode]
+            runs.append((f"engine, {mode}", lambda p=performance: time_engine(noisy, device, p, args.warmup, args.iterations)))
+        baseline = None
+        for name, measure in runs:
+            seconds = measure()
+            baseline = baseline or seconds
+            print(f"| {size} | {name} | {seconds:.4f} | {flops / 1e9:.1f} | {flops / 1e9 / seconds:.0f} | {baseline / seconds:.2f}× |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

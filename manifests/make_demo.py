@@ -13,6 +13,10 @@ Writes small 8-bit PNGs into manifests/demo/, each degradation synthetic and see
   the coffee photograph (the cup's handle) (reference: flash-pair-ambient.png, the clean ambient-lit image)
 
 The degraded images are quantised to 8 bits, as any real archive file would be; the references too.
+
+For `manifests/demo_video.csv`: noisy-pan.mkv, 12 frames of 48×48 at 10 fps, a camera panning 1.5 pixels
+a frame over the astronaut's helmet with σ = 25 noise (reference: pan-clean.mkv); both lossless H.264, so
+they decode to exactly the frames written.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import torch
 from skimage import data
 
 from dip_engine import Denoising, Inpainting, SuperResolution, block_mask, synthesize_flash_pair
-from pipeline.io import write_image
+from dip_engine.synthetic import camera_clip
+from pipeline.io import VideoWriter, write_image
 
 SIZE = 48
 HERE = Path(__file__).resolve().parent
@@ -71,7 +76,15 @@ def main() -> None:
     save("flash-pair_flash.png", pair.flash)
     save("flash-pair-ambient.png", pair.ambient)
 
-    for path in sorted(OUT.glob("*.png")):
+    photo = torch.from_numpy(data.astronaut().astype(np.float32) / 255.0).permute(2, 0, 1)
+    clean = quantised(camera_clip(photo[:, 20:140, 140:300], 12, SIZE, pan=(0.5, 1.5)))
+    noisy = quantised(Denoising().degrade(clean, torch.Generator().manual_seed(5)))
+    for name, frames in (("pan-clean.mkv", clean), ("noisy-pan.mkv", noisy)):
+        with VideoWriter(OUT / name, 10, SIZE, SIZE, lossless=True) as writer:
+            for frame in frames:
+                writer.write(frame)
+
+    for path in sorted([*OUT.glob("*.png"), *OUT.glob("*.mkv")]):
         print(f"{path.relative_to(HERE.parent)}  {path.stat().st_size} bytes")
 
 

@@ -102,6 +102,9 @@ def test_validate_demo_manifest_passes() -> None:
     result = invoke("validate", DEMO)
     assert result.exit_code == 0, result.output
     assert "manifest OK: 4 rows (4 images, 0 videos)" in result.output
+    video = invoke("validate", DEMO.with_name("demo_video.csv"))
+    assert video.exit_code == 0, video.output
+    assert "manifest OK: 1 row (0 images, 1 video)" in video.output
 
 
 def test_validate_lists_every_problem_with_its_row(tmp_path: Path) -> None:

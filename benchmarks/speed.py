@@ -36,8 +36,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dip_engine import Performance, Problem, StoppingConfig, fit, get_task
-from dip_engine.operators import Denoising
+from dip_engine import Performance, StoppingConfig, fit, get_task
+from dip_engine.restore import prepare
 
 # ----- the published recipe, written out -----------------------------------------------------
 
@@ -147,7 +147,7 @@ def time_engine(noisy: torch.Tensor, device: torch.device, performance: Performa
         performance=performance,
     )
     stamps: list[float] = []
-    problem = Problem(operator=Denoising(), observation=noisy.unsqueeze(0), size=tuple(noisy.shape[-2:]))
+    _, problem = prepare(noisy, "denoise")
     fit(problem, preset.net, config, seed=0, device=device, callback=lambda *_: stamps.append(time.perf_counter()))
     intervals = [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
     return statistics.median(intervals)

@@ -25,7 +25,7 @@ from dip_engine.video import ChainConfig, FrameResult, restore_video
 from pipeline.io import atomic_folder, frame_files, is_frame_pattern, is_image_path, iter_sequence, read_image, write_image
 from pipeline.ledger import STATUS_DONE
 from pipeline.manifest import ManifestRow
-from pipeline.unit import UnitError, engine_config, now, output_bit_depth, read_mask, upsample_to
+from pipeline.unit import UnitError, engine_config, now, output_bit_depth, quality_metrics, read_mask
 from pipeline.units import SegmentUnit, frame_name
 from pipeline.video_records import SegmentRecord
 
@@ -49,11 +49,8 @@ class _Tally:
         self.stop_reasons[result.restoration.stop_reason] += 1
 
     def measure(self, x0: Tensor, written: Tensor, reference: Tensor) -> None:
-        baseline = upsample_to(x0, (reference.shape[-2], reference.shape[-1]))
-        self.metrics["psnr_in"].append(dip_engine.psnr(baseline, reference))
-        self.metrics["psnr_out"].append(dip_engine.psnr(written, reference))
-        self.metrics["ssim_in"].append(dip_engine.ssim(baseline, reference))
-        self.metrics["ssim_out"].append(dip_engine.ssim(written, reference))
+        for name, value in quality_metrics(x0, written, reference).items():
+            self.metrics[name].append(value)  # type: ignore[arg-type]
 
     def means(self) -> dict[str, float | None]:
         return {name: (sum(values) / len(values) if values else None) for name, values in self.metrics.items()}

@@ -98,7 +98,9 @@ def upsample_to(image: Tensor, size: tuple[int, int]) -> Tensor:
     return scaled.squeeze(0).clamp(0.0, 1.0)
 
 
-def _metrics(x0: Tensor, output: Tensor, reference: Tensor | None) -> dict[str, float | None]:
+def quality_metrics(x0: Tensor, output: Tensor, reference: Tensor | None) -> dict[str, float | None]:
+    """PSNR and SSIM against the reference of the input (bicubic-upsampled to the reference's size)
+    and of the output, as psnr_in/out and ssim_in/out; all None without a reference."""
     if reference is None:
         return {"psnr_in": None, "psnr_out": None, "ssim_in": None, "ssim_out": None}
     baseline = upsample_to(x0, (reference.shape[-2], reference.shape[-1]))
@@ -193,7 +195,7 @@ def _run(
         input=str(row.input),
         output=row.output.as_posix(),
         row=row.row_number,
-        **_metrics(x0, written, reference),
+        **quality_metrics(x0, written, reference),
         iterations=result.iterations,
         stop_reason=result.stop_reason,
         kept_iteration=result.kept_iteration,

@@ -20,11 +20,14 @@ video segment the folder of its frames) still exists, so deleting an output make
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import math
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -154,14 +157,18 @@ class Ledger:
 
         Columns are `CSV_COLUMNS`; missing values are empty cells, floats have 4 decimals.
         Segment records (kind "segment") are left out: a video has one row, its own record.
+        Shards writing into one folder take turns (a lock on the folder), so the table the last
+        one writes has every shard's lines: none can replace it with one read before its own end.
         """
-        records = {key: record for key, record in self.load().items() if record.get("kind") != KIND_SEGMENT}
-        with atomic_path(self.csv_path) as tmp:
-            with open(tmp, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(CSV_COLUMNS)
-                for unit_id in sorted(records):
-                    writer.writerow([_cell(records[unit_id].get(column)) for column in CSV_COLUMNS])
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with _folder_lock(self.out_dir):
+            records = {key: record for key, record in self.load().items() if record.get("kind") != KIND_SEGMENT}
+            with atomic_path(self.csv_path) as tmp:
+                with open(tmp, "w", newline="", encoding="utf-8") as handle:
+                    writer = csv.writer(handle)
+                    writer.writerow(CSV_COLUMNS)
+                    for unit_id in sorted(records):
+                        writer.writerow([_cell(records[unit_id].get(column)) for column in CSV_COLUMNS])
 
     # ----- reading ---------------------------------------------------------------------------
 
@@ -247,6 +254,17 @@ class Ledger:
                     removed += _remove(os.path.join(folder, name))
             subfolders[:] = [name for name in subfolders if os.path.isdir(os.path.join(folder, name))]
         return removed
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive `flock` on the folder itself (no lock file is left behind)."""
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def _parse_line(raw: bytes) -> dict[str, Any] | None:

@@ -8,6 +8,13 @@ fails its video (its other segments still run, and are kept for the next run).
 The driver alone writes the ledger, so a worker that dies mid-unit takes nothing finished with
 it: its unit goes back on the queue (counted as an attempt), the worker is replaced, and the
 temporary files or folders it may have left are removed.
+
+A stop request (`RunOptions.stop_requested`, polled; `pipeline.slurm.preempt` sets it on SLURM's
+warning signal) ends the run early and cleanly: no new unit starts, running units get
+`stop_grace` seconds to finish and record, then their workers are killed and their temporary
+files removed. With `RunOptions.shard` the run takes one shard of the rows and appends to that
+shard's ledger file; with `in_process` the units run in this process without Ray
+(`pipeline.inprocess`).
 """
 
 from __future__ import annotations
@@ -26,9 +33,11 @@ import ray
 from ray.exceptions import RayActorError, RayError
 
 from pipeline.assembly import assemble_video
+from pipeline.inprocess import InProcessPool, UnitError
 from pipeline.ledger import Ledger
 from pipeline.manifest import ManifestRow
 from pipeline.segment_unit import process_segment
+from pipeline.shard import Shard
 from pipeline.unit import process_unit
 from pipeline.units import (
     AssemblyUnit,
@@ -59,6 +68,10 @@ class RunOptions:
     frames_format: FramesFormat | None = None  # also write videos' restored frames as images
     segment_processor: Processor = process_segment  # what a worker does with a video segment
     assembler: Processor = assemble_video  # what a worker does with a video whose segments are done
+    shard: Shard | None = None  # run only this shard of the rows; its ledger lines go to its own file
+    in_process: bool = False  # run the units in this process, one at a time, without Ray
+    stop_requested: Callable[[], bool] | None = None  # polled; once true, no new unit starts
+    stop_grace: float = 60.0  # seconds running units get to finish after a stop; then they are abandoned
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,8 @@ class Progress:
     started: float = field(default_factory=time.perf_counter)
     last_record: dict[str, Any] | None = None
     records: list[dict[str, Any]] = field(default_factory=list)  # every record of this run so far, in order
+    stopped: bool = False  # a stop was requested: the units not finished are left for the next run
+    abandoned: list[str] = field(default_factory=list)  # ids of units left unfinished by the stop
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,11 @@ class RunSummary:
     @property
     def succeeded(self) -> bool:
         return self.progress.failed == 0
+
+    @property
+    def stopped(self) -> bool:
+        """The run was stopped on request before every unit ran (see `Progress.abandoned`)."""
+        return self.progress.stopped
 
 
 @dataclass(frozen=True)
@@ -190,7 +210,10 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
     video. An unfinished video is cut into segments, and those an earlier run finished are
     skipped (`pipeline.video_plan.plan_video`, which probes the video: frame count, frame rate).
     Raises `pipeline.video_plan.VideoPlanError` for a video input that cannot be probed.
+    With `options.shard`, only that shard's rows are planned (`pipeline.shard.Shard.select`).
     """
+    if options.shard is not None:
+        rows = options.shard.select(rows)
     ledger = Ledger(options.out_dir)
     records = {} if options.force else ledger.load()
     done = {unit_id for unit_id, record in records.items() if ledger.is_done(record)}
@@ -211,6 +234,8 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
     resources = cluster if cluster is not None else {"CPU": float(os.cpu_count() or 1), "GPU": 0.0}
     gpus = int(resources.get("GPU", 0))
     cpus = max(1, int(resources.get("CPU", 1)))
+    if options.in_process:
+        return Plan(units, skipped, workers=1, gpus_per_worker=min(gpus, 1), cpus_per_worker=cpus, videos=videos)
     if gpus > 0:
         return Plan(units, skipped, workers=gpus, gpus_per_worker=1, cpus_per_worker=max(1, cpus // gpus), videos=videos)
     workers = options.workers or max(1, cpus // 2)
@@ -218,7 +243,11 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
 
 
 class _Pool:
-    """Live workers by slot; a dead one is replaced in its slot."""
+    """Live Ray workers by slot; a dead one is replaced in its slot.
+
+    The pool interface of `execute` (also `pipeline.inprocess.InProcessPool`): `submit` a unit to
+    a slot, `wait` for finished ones, `get` an outcome (raising the unit's error), `replace`, `shutdown`.
+    """
 
     def __init__(self, plan: Plan, processors: Processors) -> None:
         self.plan = plan
@@ -229,9 +258,25 @@ class _Pool:
         options: dict[str, Any] = {"num_cpus": self.plan.cpus_per_worker, "num_gpus": self.plan.gpus_per_worker}
         return Worker.options(**options).remote(str(slot), self.processors, self.plan.cpus_per_worker)
 
+    def submit(self, slot: int, unit: Unit, out_dir: str, attempt: int) -> Any:
+        return self.actors[slot].run.remote(unit, out_dir, attempt)
+
+    def wait(self, keys: list[Any], timeout: float) -> list[Any]:
+        ready, _ = ray.wait(keys, num_returns=1, timeout=timeout)
+        return ready
+
+    def get(self, key: Any) -> dict[str, Any]:
+        return ray.get(key)
+
     def replace(self, slot: int) -> None:
         ray.kill(self.actors[slot], no_restart=True)
         self.actors[slot] = self._start(slot)
+
+    def abandon(self, keys: list[Any], timeout: float = 10.0) -> None:
+        """Kill every worker and wait (up to `timeout` s) until their running units have ended."""
+        self.shutdown()
+        if keys:
+            ray.wait(keys, num_returns=len(keys), timeout=timeout)
 
     def shutdown(self) -> None:
         for actor in self.actors:
@@ -255,15 +300,21 @@ def execute(
     segment frames is removed once the video's done line is in the ledger (and at the start for
     videos an earlier run finished).
     """
-    ledger = Ledger(options.out_dir)
-    ledger.clean_all_partials()
+    ledger = Ledger(options.out_dir, shard=options.shard.name if options.shard is not None else None)
+    if options.shard is None:
+        ledger.clean_all_partials()
+    else:  # the other shards may be writing into the same folder now: clean only this shard's outputs
+        for unit in plan.units:
+            for output in unit_outputs(unit):
+                ledger.clean_partials(options.out_dir / output)
     _remove_work_folders(options.out_dir, [row for row in plan.skipped if row.is_video])
     skipped = len(plan.skipped) + plan.segments_done
     progress = Progress(total=plan.unit_count + skipped, skipped=skipped)
     records = progress.records
     book = VideoBook(plan.videos, options.frames_format)
     queue: deque[tuple[Unit, int]] = deque((unit, 1) for unit in plan.units)
-    pool = _Pool(plan, Processors(options.processor, options.segment_processor, options.assembler))
+    processors = Processors(options.processor, options.segment_processor, options.assembler)
+    pool: Any = InProcessPool(processors, plan.cpus_per_worker) if options.in_process else _Pool(plan, processors)
     idle = list(range(plan.workers))
     in_flight: dict[Any, tuple[Unit, int, int]] = {}
     out_dir = str(options.out_dir)
@@ -288,32 +339,44 @@ def execute(
         elif isinstance(unit, AssemblyUnit) and outcome["status"] == "done":
             _remove_work_folders(options.out_dir, [unit.row])
 
+    stop_at: float | None = None  # when running units are abandoned, once a stop was requested
     try:
-        while queue or in_flight:
-            while queue and idle:
+        while in_flight or (queue and stop_at is None):
+            if stop_at is None and options.stop_requested is not None and options.stop_requested():
+                stop_at = time.monotonic() + options.stop_grace
+                progress.stopped = True
+            if stop_at is not None and time.monotonic() >= stop_at:
+                break  # the grace is over: the finally clause abandons what still runs
+            while queue and idle and stop_at is None:
                 unit, attempt = queue.popleft()
                 slot = idle.pop()
-                in_flight[pool.actors[slot].run.remote(unit, out_dir, attempt)] = (unit, attempt, slot)
+                in_flight[pool.submit(slot, unit, out_dir, attempt)] = (unit, attempt, slot)
             progress.running = len(in_flight)
             if on_progress is not None:
                 on_progress(progress)
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
-            for ref in ready:
+            for ref in pool.wait(list(in_flight), timeout=1.0):
                 unit, attempt, slot = in_flight.pop(ref)
                 try:
-                    outcome = ray.get(ref)
+                    outcome = pool.get(ref)
                 except RayActorError as error:  # the worker process died: replace it, requeue the unit
                     pool.replace(slot)
                     for output in unit_outputs(unit):
                         ledger.clean_partials(options.out_dir / output)
                     _retry_or_fail(unit, attempt, f"worker died: {_error_text(error)}", options, queue, progress, finish)
-                except RayError as error:  # the unit raised (or its error did not unpickle): the worker is fine
+                except (RayError, UnitError) as error:  # the unit raised (or its error did not unpickle): the worker is fine
                     _retry_or_fail(unit, attempt, _error_text(error), options, queue, progress, finish)
                 else:
                     finish(unit, outcome)
                 idle.append(slot)
     finally:
-        pool.shutdown()
+        if in_flight and isinstance(pool, _Pool):
+            pool.abandon(list(in_flight))
+        else:
+            pool.shutdown()
+        for unit, _, _ in in_flight.values():  # abandoned (a stop, an interrupt): no temporary file stays
+            for output in unit_outputs(unit):
+                ledger.clean_partials(options.out_dir / output)
+        progress.abandoned = [unit.id for unit, _, _ in in_flight.values()] + [unit.id for unit, _ in queue]
         ledger.write_csv()
     progress.running = 0
     if on_progress is not None:

@@ -5,12 +5,16 @@
     pipeline run films.csv --out out --segment-frames 96    # videos in segments of 96 frames
     pipeline validate big.csv                               # every problem, one per line
     pipeline manifest scans/ --task denoise > scans.csv     # a manifest for a folder of images
+    pipeline run big.csv --out out --shard 2/8 --no-ray     # shard 2 of 8, in this process (job arrays)
+    pipeline slurm submit big.csv --out /scratch/out --nodes 4 --gpus-per-node 4   # see `pipeline slurm`
 
 Exit codes: 0 success (every unit done); 1 some units failed (the others are done, and
 rerunning the same command retries only the failed ones); 2 a usage error, a manifest that
 cannot be used, or a Ray cluster that cannot be reached (nothing was run); 3 the run itself
 stopped on an unexpected error (a bug: the traceback is printed; finished units are kept in
-the ledger); 130 interrupted.
+the ledger); 75 stopped on SIGUSR1 (SLURM's warning before the time limit: finished units are
+kept, the job was requeued when it runs under SLURM, and rerunning resumes); 130 interrupted
+(Ctrl-C, or SIGTERM such as `scancel`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import sys
 import traceback
 from collections import Counter
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -36,8 +41,11 @@ from pipeline.manifest import (
     write_manifest_for_folder,
 )
 
+from pipeline.shard import Shard
+from pipeline.slurm.cli import slurm_app
+
 if TYPE_CHECKING:
-    from pipeline.runner import Plan, RunOptions
+    from pipeline.runner import Plan, RunOptions, RunSummary
 
 app = typer.Typer(
     name="pipeline",
@@ -46,6 +54,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(slurm_app, name="slurm")
 
 class FramesFormat(str, Enum):
     """`pipeline run --frames`: also write each video's restored frames as images."""
@@ -57,6 +66,7 @@ class FramesFormat(str, Enum):
 EXIT_FAILED_UNITS = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+EXIT_STOPPED = 75  # EX_TEMPFAIL: stopped on request; run again (or the requeued job) to resume
 EXIT_INTERRUPTED = 130
 
 
@@ -110,17 +120,36 @@ def run_command(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit without running anything.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No plan, progress or table: only the totals line and errors.")] = False,
+    shard: Annotated[
+        str | None, typer.Option(help="i/N: only rows i, i+N, i+2N, ... (from 0), with their own ledger file results.shard-i-of-N.jsonl.")
+    ] = None,
+    no_ray: Annotated[
+        bool, typer.Option("--no-ray", help="Run the units in this process, one at a time, without Ray (job arrays, no daemons).")
+    ] = False,
+    stop_grace: Annotated[
+        float, typer.Option(min=0, help="After SIGUSR1 (stop), seconds running units get to finish before they are abandoned.")
+    ] = 60.0,
 ) -> None:
-    """Restore every row of MANIFEST into --out. Rerunning skips what is already done (resume)."""
+    """Restore every row of MANIFEST into --out. Rerunning skips what is already done (resume).
+
+    SIGUSR1 stops the run cleanly (and requeues the job under SLURM); see `pipeline slurm`.
+    """
     rows = _load(manifest)
     if out.exists() and not out.is_dir():
         raise _fail(f"--out {out} exists and is not a folder; give a folder for the restored files")
+    try:
+        part = Shard.parse(shard) if shard is not None else None
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    if no_ray and address is not None:
+        raise _fail("--no-ray runs everything in this process: leave out --address (or --no-ray)")
 
     import ray  # imported here: `validate` and `manifest` should not pay for Ray
 
     from pipeline.ledger import RESULTS_CSV, RESULTS_JSONL, Ledger
     from pipeline.progress import RunDisplay, format_seconds, summary_table
     from pipeline.runner import RunOptions, connect, execute, plan_run
+    from pipeline.slurm.preempt import StopSignals
     from pipeline.video_plan import VideoPlanError
 
     options = RunOptions(
@@ -132,17 +161,23 @@ def run_command(
         segment_frames=segment_frames,
         overlap=overlap,
         frames_format=frames.value if frames is not None else None,
+        shard=part,
+        in_process=no_ray,
+        stop_grace=stop_grace,
     )
-    started_ray = not ray.is_initialized()
+    started_ray = not no_ray and not ray.is_initialized()
     where = address or os.environ.get("RAY_ADDRESS")
-    try:
-        connect(address)
-    except Exception as error:  # noqa: BLE001 - Ray raises many kinds; all mean "no cluster there"
-        target = f"the Ray cluster at {where}" if where else "a local Ray"
-        raise _fail(f"cannot start or reach {target}: {error}") from None
+    if not no_ray:
+        try:
+            connect(address)
+        except Exception as error:  # noqa: BLE001 - Ray raises many kinds; all mean "no cluster there"
+            target = f"the Ray cluster at {where}" if where else "a local Ray"
+            raise _fail(f"cannot start or reach {target}: {error}") from None
+    signals = StopSignals()
+    stopped: RunSummary | None = None
     try:
         try:
-            plan = plan_run(rows, options, cluster=ray.cluster_resources())
+            plan = plan_run(rows, options, cluster=_local_resources() if no_ray else ray.cluster_resources())
         except VideoPlanError as error:
             raise _fail(str(error)) from None
         console = _console()
@@ -160,8 +195,8 @@ def run_command(
             _print_plan(console, manifest, out, plan, options)
         display = RunDisplay(console, plan.unit_count, quiet=quiet)
         try:
-            with display:
-                summary = execute(plan, options, on_progress=display)
+            with display, signals:
+                summary = execute(plan, replace(options, stop_requested=signals.requested), on_progress=display)
         except KeyboardInterrupt:
             _console(stderr=True).print(
                 f"[yellow]interrupted[/]: finished units are recorded in {escape(str(out / RESULTS_JSONL))}; "
@@ -178,6 +213,9 @@ def run_command(
             )
             raise typer.Exit(EXIT_INTERNAL) from None
         progress = summary.progress
+        if summary.stopped:
+            stopped = summary
+            return
         if not quiet:
             if summary.records:
                 console.print()
@@ -194,7 +232,8 @@ def run_command(
         else:
             _console(stderr=True).print(f"[red]{escape(line)}[/]", soft_wrap=True)
         if not quiet:
-            console.print(f"ledger: {escape(str(out / RESULTS_JSONL))}   table: {escape(str(out / RESULTS_CSV))}",
+            ledger_path = Ledger(out, shard=part.name if part is not None else None).path
+            console.print(f"ledger: {escape(str(ledger_path))}   table: {escape(str(out / RESULTS_CSV))}",
                           soft_wrap=True)
         if not summary.succeeded:
             _console(stderr=True).print(
@@ -206,6 +245,39 @@ def run_command(
     finally:
         if started_ray and ray.is_initialized():
             ray.shutdown()
+        if stopped is not None:  # after Ray is down: a requeue ends this job at once
+            _finish_stopped(stopped, out)
+
+
+def _local_resources() -> dict[str, float]:
+    """What this process may use without Ray: the CPUs of its SLURM task or its CPU affinity, and the GPUs torch sees."""
+    import torch
+
+    from pipeline.slurm.environment import SlurmEnvironment
+
+    cpus = SlurmEnvironment.current().cpus_per_task or len(os.sched_getaffinity(0))
+    return {"CPU": float(cpus), "GPU": float(torch.cuda.device_count())}
+
+
+def _finish_stopped(summary: RunSummary, out: Path) -> None:
+    """Report a run stopped by SIGUSR1, requeue its SLURM job, and exit with EXIT_STOPPED."""
+    from pipeline.ledger import RESULTS_JSONL
+    from pipeline.slurm.commands import SlurmCommands, SlurmError
+    from pipeline.slurm.environment import SlurmEnvironment
+    from pipeline.slurm.preempt import requeue
+
+    err = _console(stderr=True)
+    progress = summary.progress
+    err.print(
+        f"[yellow]stopped on SIGUSR1[/]: {progress.done} units done in this run, {len(progress.abandoned)} left for the "
+        f"next one; the ledger {escape(str(out / RESULTS_JSONL))} (and its shard files) is complete",
+        soft_wrap=True,
+    )
+    try:
+        err.print(escape(requeue(SlurmEnvironment.current(), SlurmCommands())), soft_wrap=True)
+    except SlurmError as error:
+        err.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
+    raise typer.Exit(EXIT_STOPPED)
 
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:

@@ -194,12 +194,13 @@ def run_command(
         if not quiet:
             _print_plan(console, manifest, out, plan, options)
         display = RunDisplay(console, plan.unit_count, quiet=quiet)
+        ledger_path = Ledger(out, shard=part.name if part is not None else None).path
         try:
             with display, signals:
                 summary = execute(plan, replace(options, stop_requested=signals.requested), on_progress=display)
         except KeyboardInterrupt:
             _console(stderr=True).print(
-                f"[yellow]interrupted[/]: finished units are recorded in {escape(str(out / RESULTS_JSONL))}; "
+                f"[yellow]interrupted[/]: finished units are recorded in {escape(str(ledger_path))}; "
                 "run the same command again to resume"
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -207,7 +208,7 @@ def run_command(
             traceback.print_exc(file=sys.stderr)
             _console(stderr=True).print(
                 f"[bold red]the run stopped on an unexpected error[/] ({escape(type(error).__name__)}); units finished "
-                f"before it are recorded in {escape(str(out / RESULTS_JSONL))} and a rerun resumes after them. "
+                f"before it are recorded in {escape(str(ledger_path))} and a rerun resumes after them. "
                 "This is a bug in the pipeline: please report it with the traceback above.",
                 soft_wrap=True,
             )
@@ -232,7 +233,6 @@ def run_command(
         else:
             _console(stderr=True).print(f"[red]{escape(line)}[/]", soft_wrap=True)
         if not quiet:
-            ledger_path = Ledger(out, shard=part.name if part is not None else None).path
             console.print(f"ledger: {escape(str(ledger_path))}   table: {escape(str(out / RESULTS_CSV))}",
                           soft_wrap=True)
         if not summary.succeeded:
@@ -261,7 +261,6 @@ def _local_resources() -> dict[str, float]:
 
 def _finish_stopped(summary: RunSummary, out: Path) -> None:
     """Report a run stopped by SIGUSR1, requeue its SLURM job, and exit with EXIT_STOPPED."""
-    from pipeline.ledger import RESULTS_JSONL
     from pipeline.slurm.commands import SlurmCommands, SlurmError
     from pipeline.slurm.environment import SlurmEnvironment
     from pipeline.slurm.preempt import requeue
@@ -270,7 +269,7 @@ def _finish_stopped(summary: RunSummary, out: Path) -> None:
     progress = summary.progress
     err.print(
         f"[yellow]stopped on SIGUSR1[/]: {progress.done} units done in this run, {len(progress.abandoned)} left for the "
-        f"next one; the ledger {escape(str(out / RESULTS_JSONL))} (and its shard files) is complete",
+        f"next one; the ledger files results*.jsonl in {escape(str(out))} are complete",
         soft_wrap=True,
     )
     try:

@@ -102,8 +102,12 @@ def wait_done(env: dict[str, str], job: str, out: Path, timeout: float = 240) ->
     return states(env, job)
 
 
+def ledger_lines_of(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
 def ledger_lines(out: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for path in sorted(out.glob("results*.jsonl")) for line in path.read_text().splitlines() if line]
+    return [line for path in sorted(out.glob("results*.jsonl")) for line in ledger_lines_of(path)]
 
 
 def partial_files(out: Path) -> list[Path]:
@@ -166,7 +170,7 @@ def test_an_array_of_two_shards_does_every_unit_once(tmp_path: Path, slurm_env: 
     tasks = wait_done(slurm_env, job, out)
     assert [(task["JobState"], task["ExitCode"]) for task in tasks] == [("COMPLETED", "0:0")] * 2, logs(out)
     assert_each_unit_done_once(out, [f"unit{index}" for index in range(5)])
-    by_shard = {path.name: sorted(json.loads(line)["id"] for line in path.read_text().splitlines()) for path in out.glob("*.jsonl")}
+    by_shard = {path.name: sorted(str(line["id"]) for line in ledger_lines_of(path)) for path in out.glob("*.jsonl")}
     assert by_shard == {
         "results.shard-0-of-2.jsonl": ["unit0", "unit2", "unit4"],
         "results.shard-1-of-2.jsonl": ["unit1", "unit3"],

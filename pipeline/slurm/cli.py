@@ -22,7 +22,7 @@ def submit_command(
     gpus_per_node: Annotated[int, typer.Option(min=0, help="GPUs per node (per array task); one pipeline worker per GPU.")] = 0,
     cpus_per_node: Annotated[int, typer.Option(min=1, help="CPU cores per node (per array task).")] = 8,
     mem: Annotated[str | None, typer.Option(help="Memory per node (per array task), e.g. 64G. Default: the cluster's.")] = None,
-    time: Annotated[str, typer.Option(help="Time limit of the job (of each array task), e.g. 04:00:00 or 1-00:00:00.")] = "04:00:00",
+    time: Annotated[str, typer.Option(help="Time limit of the job (of each array task): 04:00:00, 1-00:00:00, ...")] = "04:00:00",
     partition: Annotated[str | None, typer.Option(help="Partition. Default: the cluster's default partition.")] = None,
     array: Annotated[
         int | None, typer.Option(min=1, help="Instead of Ray: a job array of N one-node tasks, task i running shard i/N.")

@@ -15,7 +15,10 @@ Every figure is measured in one run on one machine, so the ratios hold there:
   in each mode of `Performance`: eager fp32, channels_last, AMP, compiled, compiled + AMP (bf16
   where the device has it), and on CUDA also without TF32, with cuDNN's benchmark mode and with
   CUDA graphs (compile mode "reduce-overhead"). Its loop also runs the divergence guard and the
-  stopping criterion. Batched problems (K per pass) are not built yet.
+  stopping criterion.
+* batched: `dip_engine.fit_batch` on K problems of the size at once (one grouped generator);
+  its figure is the batch's seconds per iteration divided by K, so "over the engine's eager
+  fp32" is its throughput against K separate eager runs.
 
 Seconds per iteration are the median over `--iterations` timed iterations after `--warmup`
 (compilation happens in the warm-up). GFLOP per iteration are counted once per size with
@@ -30,13 +33,13 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dip_engine import Performance, StoppingConfig, fit, get_task
+from dip_engine import Performance, StoppingConfig, fit, fit_batch, get_task
 from dip_engine.restore import prepare
 
 # ----- the published recipe, written out -----------------------------------------------------
@@ -136,35 +139,60 @@ def time_published(noisy: torch.Tensor, device: torch.device, warmup: int, itera
     return statistics.median(times)
 
 
-def time_engine(noisy: torch.Tensor, device: torch.device, performance: Performance, warmup: int, iterations: int) -> float:
-    """Median seconds between consecutive iterations of `fit` (its loop reads the loss every
-    iteration, so on CUDA each interval ends synchronised)."""
+def _timed_config(performance: Performance, warmup: int, iterations: int):
     preset = get_task("denoise").config
-    config = replace(
+    return preset.net, replace(
         preset.fit,
         max_iterations=warmup + iterations + 1,
         stopping=StoppingConfig(kind="fixed"),
         performance=performance,
     )
+
+
+def _median_interval(stamps: list[float], warmup: int) -> float:
+    return statistics.median([b - a for a, b in zip(stamps, stamps[1:])][warmup:])
+
+
+def time_engine(noisy: torch.Tensor, device: torch.device, mode: Mode, warmup: int, iterations: int) -> float:
+    """Median seconds per problem-iteration of the engine: the interval between consecutive
+    iterations of `fit` (its loop reads the loss every iteration, so on CUDA each interval ends
+    synchronised), or of `fit_batch` on K problems divided by K."""
+    net_config, fit_config = _timed_config(mode.performance, warmup, iterations)
     stamps: list[float] = []
-    _, problem = prepare(noisy, "denoise")
-    fit(problem, preset.net, config, seed=0, device=device, callback=lambda *_: stamps.append(time.perf_counter()))
-    intervals = [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
-    return statistics.median(intervals)
+    stamp = lambda *_: stamps.append(time.perf_counter())  # noqa: E731
+    if mode.problems == 1:
+        _, problem = prepare(noisy, "denoise")
+        fit(problem, net_config, fit_config, seed=0, device=device, callback=stamp)
+        return _median_interval(stamps, warmup)
+    generator = torch.Generator().manual_seed(1)
+    images = [noisy] + [torch.rand(noisy.shape, generator=generator) for _ in range(mode.problems - 1)]
+    problems = [prepare(image, "denoise")[1] for image in images]
+    fit_batch(problems, net_config, fit_config, seeds=range(mode.problems), device=device, callback=stamp)
+    return _median_interval(stamps, warmup) / mode.problems
 
 
-MODES: dict[str, Performance] = {
-    "eager fp32": Performance(),
-    "channels_last": Performance(channels_last=True),
-    "AMP + channels_last": Performance(amp=True, channels_last=True),
-    "compiled": Performance(compile=True),
-    "compiled + AMP": Performance(compile=True, amp=True),
-    "compiled + AMP + channels_last": Performance(compile=True, amp=True, channels_last=True),
+@dataclass(frozen=True)
+class Mode:
+    performance: Performance
+    problems: int = 1  # K problems fitted in one batch (dip_engine.fit_batch)
+
+
+MODES: dict[str, Mode] = {
+    "eager fp32": Mode(Performance()),
+    "channels_last": Mode(Performance(channels_last=True)),
+    "AMP + channels_last": Mode(Performance(amp=True, channels_last=True)),
+    "compiled": Mode(Performance(compile=True)),
+    "compiled + AMP": Mode(Performance(compile=True, amp=True)),
+    "compiled + AMP + channels_last": Mode(Performance(compile=True, amp=True, channels_last=True)),
+    "batched K=4": Mode(Performance(), 4),
+    "batched K=8": Mode(Performance(), 8),
+    "batched K=4, AMP + channels_last": Mode(Performance(amp=True, channels_last=True), 4),
 }
-CUDA_MODES: dict[str, Performance] = {  # only on CUDA devices
-    "eager fp32, no TF32": Performance(tf32=False),
-    "channels_last + cudnn benchmark": Performance(channels_last=True, cudnn_benchmark=True),
-    "compiled + AMP + CUDA graphs": Performance(compile=True, amp=True, compile_mode="reduce-overhead"),
+CUDA_MODES: dict[str, Mode] = {  # only on CUDA devices
+    "eager fp32, no TF32": Mode(Performance(tf32=False)),
+    "channels_last + cudnn benchmark": Mode(Performance(channels_last=True, cudnn_benchmark=True)),
+    "compiled + AMP + CUDA graphs": Mode(Performance(compile=True, amp=True, compile_mode="reduce-overhead")),
+    "batched K=8, compiled + AMP + CUDA graphs": Mode(Performance(compile=True, amp=True, compile_mode="reduce-overhead"), 8),
 }
 
 
@@ -185,23 +213,28 @@ def main() -> None:
     device = torch.device(args.device)
     modes = {**MODES, **CUDA_MODES} if device.type == "cuda" else MODES
     chosen = args.modes or list(modes)
+    if "eager fp32" in chosen:  # first, so that every later row has its ratio to it
+        chosen.remove("eager fp32")
+        chosen.insert(0, "eager fp32")
 
     print(f"# {device_name(device)}; torch {torch.__version__}; median of {args.iterations} iterations after {args.warmup}")
-    print("| size | mode | s / iteration | GFLOP / iteration | GFLOP/s | speed-up over the published step |")
-    print("|---|---|---|---|---|---|")
+    print("| size | mode | s / problem-iteration | GFLOP / iteration | GFLOP/s | speed-up over the published step | over the engine's eager fp32 |")
+    print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
         generator = torch.Generator().manual_seed(size)
         noisy = torch.rand(3, size, size, generator=generator)
         flops = step_flops(size, device)
         runs: list[tuple[str, Callable[[], float]]] = [("published recipe (eager fp32)", lambda: time_published(noisy, device, args.warmup, args.iterations))]
-        for mode in chosen:
-            performance = {**MODES, **CUDA_MODES}[mode]
-            runs.append((f"engine, {mode}", lambda p=performance: time_engine(noisy, device, p, args.warmup, args.iterations)))
-        baseline = None
+        for name in chosen:
+            runs.append((f"engine, {name}", lambda m=modes[name]: time_engine(noisy, device, m, args.warmup, args.iterations)))
+        baseline = engine_eager = None
         for name, measure in runs:
             seconds = measure()
             baseline = baseline or seconds
-            print(f"| {size} | {name} | {seconds:.4f} | {flops / 1e9:.1f} | {flops / 1e9 / seconds:.0f} | {baseline / seconds:.2f}× |", flush=True)
+            if name == "engine, eager fp32":
+                engine_eager = seconds
+            versus_engine = f"{engine_eager / seconds:.2f}×" if engine_eager else "–"
+            print(f"| {size} | {name} | {seconds:.4f} | {flops / 1e9:.1f} | {flops / 1e9 / seconds:.0f} | {baseline / seconds:.2f}× | {versus_engine} |", flush=True)
 
 
 if __name__ == "__main__":

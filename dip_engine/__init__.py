@@ -7,6 +7,9 @@
     from dip_engine import restore_video
     for frame in restore_video(frames, "denoise"):   # frames: an iterable of C×H×W tensors
         frame.image, frame.cold, frame.restoration.iterations
+
+    from dip_engine import fit_batch            # K problems of one shape in one grouped network
+    results = fit_batch(problems, net_config, fit_config, seeds=[0, 1, 2, 3], device=device)
 """
 
 from dip_engine.config import (
@@ -17,6 +20,7 @@ from dip_engine.config import (
     RestoreConfig,
     StoppingConfig,
 )
+from dip_engine.batch import fit_batch
 from dip_engine.fit import Problem, fit
 from dip_engine.functional import psnr, ssim
 from dip_engine.operators import (
@@ -31,12 +35,14 @@ from dip_engine.operators import (
 )
 from dip_engine.restore import restore
 from dip_engine.result import FitState, History, Restoration
+from dip_engine.step import CompiledSteps
 from dip_engine.tasks import Task, get_task, task_names
 from dip_engine.temporal import TemporalConsistency
 from dip_engine.video import ChainConfig, FrameResult, restore_video
 
 __all__ = [
     "ChainConfig",
+    "CompiledSteps",
     "Denoising",
     "FitConfig",
     "FitState",
@@ -58,6 +64,7 @@ __all__ = [
     "TemporalConsistency",
     "block_mask",
     "fit",
+    "fit_batch",
     "get_task",
     "psnr",
     "restore",

@@ -23,6 +23,7 @@ from dip_engine.guard import DivergenceGuard
 from dip_engine.nets import build_generator, input_code, padded_size
 from dip_engine.operators import Operator
 from dip_engine.result import FitState, History, Restoration
+from dip_engine.step import CompiledSteps, StepKey, autocast_dtype, step_loss
 from dip_engine.stopping import make_criterion
 
 # Called after every iteration with (iteration, image, generator); may inspect or poison the weights.
@@ -54,16 +55,33 @@ def _pad_guide(guide: Tensor, height: int, width: int) -> Tensor:
     return F.pad(guide, pads, mode="reflect" if fits_reflection else "replicate")
 
 
-def _autocast(device: torch.device, performance: Performance) -> tuple[contextlib.AbstractContextManager, bool]:
+def padded_layout(size: tuple[int, int], net_config: NetConfig) -> tuple[int, int, int, int]:
+    """(padded height, padded width, top, left) of an image of `size` inside the network's input."""
+    height, width = size
+    multiple = net_config.size_multiple
+    # At least two multiples, so the deepest feature map is 2×2: batch norm needs more than one
+    # value per channel, and reflection padding needs a side larger than the pad.
+    padded_h, padded_w = (max(2 * multiple, padded_size(side, multiple)) for side in (height, width))
+    return padded_h, padded_w, (padded_h - height) // 2, (padded_w - width) // 2
+
+
+def initial_code(problem: Problem, net_config: NetConfig, seed: int, device: torch.device) -> Tensor:
+    """A fresh fit's input code z: the padded guide image, or noise drawn from `seed`."""
+    padded_h, padded_w, _, _ = padded_layout(problem.size, net_config)
+    if problem.guide is not None:
+        return _pad_guide(problem.guide.to(device), padded_h, padded_w)
+    return input_code(net_config, padded_h, padded_w, torch.Generator().manual_seed(seed)).to(device)
+
+
+def autocast_context(device: torch.device, performance: Performance) -> tuple[contextlib.AbstractContextManager, bool]:
     """The autocast context for this device, and whether float16 (needing a GradScaler) is used."""
-    if not performance.amp:
+    dtype = autocast_dtype(device, performance)
+    if dtype is None:
         return contextlib.nullcontext(), False
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.float16), True
-    return torch.autocast(device.type, dtype=torch.bfloat16), False
+    return torch.autocast(device.type, dtype=dtype), dtype == torch.float16
 
 
-class _OutputAverage:
+class OutputAverage:
     """Exponential average of the outputs, normalised like Adam's moments.
 
     The published code starts its average at the first output, which then still weighs
@@ -98,23 +116,16 @@ def fit(
     initial_state: FitState | None = None,
     reference: Tensor | None = None,
     callback: Callback | None = None,
+    steps: CompiledSteps | None = None,
 ) -> Restoration:
     """Fit a generator to `problem`; see the module docstring. `reference` (1, C, H, W) only
-    feeds the PSNR trace in the history; it never influences the fit."""
+    feeds the PSNR trace in the history; it never influences the fit. With
+    `performance.compile`, the step is compiled through `steps` (a worker's cache: later fits of
+    the same shape reuse it), or through a cache of this fit alone when None."""
     started = time.perf_counter()
     height, width = problem.size
-    multiple = net_config.size_multiple
-    # At least two multiples, so the deepest feature map is 2×2: batch norm needs more than one
-    # value per channel, and reflection padding needs a side larger than the pad.
-    padded_h, padded_w = (max(2 * multiple, padded_size(side, multiple)) for side in (height, width))
-    top, left = (padded_h - height) // 2, (padded_w - width) // 2
-
-    if initial_state is not None:
-        code = initial_state.code.to(device)
-    elif problem.guide is not None:
-        code = _pad_guide(problem.guide.to(device), padded_h, padded_w)
-    else:
-        code = input_code(net_config, padded_h, padded_w, torch.Generator().manual_seed(seed)).to(device)
+    padded_h, padded_w, top, left = padded_layout(problem.size, net_config)
+    code = initial_state.code.to(device) if initial_state is not None else initial_code(problem, net_config, seed, device)
 
     net = build_generator(net_config, code.shape[1], problem.channels, seed)
     if initial_state is not None:
@@ -124,7 +135,8 @@ def fit(
     if performance.channels_last:
         net.to(memory_format=torch.channels_last)
         code = code.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=fit_config.learning_rate)
+    # Compiled steps use Adam's fused kernel (see dip_engine.step); eager ones keep the default.
+    optimizer = torch.optim.Adam(net.parameters(), lr=fit_config.learning_rate, fused=performance.compile or None)
     if initial_state is not None:
         optimizer.load_state_dict(initial_state.optimizer)
         for group in optimizer.param_groups:
@@ -132,8 +144,13 @@ def fit(
     if device.type == "cuda":  # process-wide switches: a worker runs one fit at a time
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = performance.tf32
         torch.backends.cudnn.benchmark = performance.cudnn_benchmark
-    model = torch.compile(net, mode=performance.compile_mode) if performance.compile else net
-    autocast, use_scaler = _autocast(device, performance)
+    crop = (top, left, height, width)
+    loss_step = step_loss
+    if performance.compile:
+        key = StepKey(net_config, 1, code.shape[1], problem.channels, (padded_h, padded_w), crop,
+                      type(problem.operator).__name__, str(device), performance, problem.anchor is not None)
+        loss_step = (steps or CompiledSteps()).get(step_loss, key)
+    autocast, use_scaler = autocast_context(device, performance)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
 
     operator = problem.operator.to(device)
@@ -145,7 +162,7 @@ def fit(
     criterion = make_criterion(fit_config.stopping, fit_config.keep_lag)
     history = History()
     carried = None if initial_state is None or initial_state.average is None else initial_state.average.to(device)
-    average = _OutputAverage(fit_config.average, carried)
+    average = OutputAverage(fit_config.average, carried)
     kept: Tensor | None = None
     kept_iteration = 0
     image: Tensor | None = None
@@ -159,9 +176,7 @@ def fit(
                 code.shape, generator=noise, device=device, dtype=code.dtype
             )
         with autocast:
-            output = model(net_input)[..., top : top + height, left : left + width].float()
-            data = operator.data_term(output, observation)
-            loss = data if anchor is None else data + (anchor_weight * (output - anchor).square()).mean()
+            output, data, loss = loss_step(net, net_input, crop, operator, observation, anchor, anchor_weight)
         loss_value = loss.item()
         history.loss.append(data.item() if anchor is not None else loss_value)
         if guard.is_bad(loss_value):

@@ -11,6 +11,7 @@ from dip_engine.config import RestoreConfig
 from dip_engine.fit import Callback, Problem, fit
 from dip_engine.operators import Denoising, FlashNoFlash, Inpainting, Operator, SuperResolution
 from dip_engine.result import FitState, Restoration
+from dip_engine.step import CompiledSteps
 from dip_engine.tasks import Task, get_task
 
 
@@ -125,6 +126,7 @@ def restore(
     reference: Tensor | None = None,
     initial_state: FitState | None = None,
     callback: Callback | None = None,
+    steps: CompiledSteps | None = None,
 ) -> Restoration:
     """Restore one image with Deep Image Prior.
 
@@ -132,7 +134,8 @@ def restore(
     `Task`. mask (inpainting, 1 = known), scale (super-resolution factor), flash (flash/no-flash)
     as the task needs. config: overrides the preset's network and fit loop. reference: a clean
     image of the output's shape, only to record a PSNR trace in the history. initial_state:
-    continue from an earlier fit (warm start). Returns a `Restoration` whose image is on x0's device.
+    continue from an earlier fit (warm start). steps: a worker's cache of compiled
+    training steps, reused across calls when the config compiles. Returns a `Restoration` whose image is on x0's device.
     """
     spec, problem = prepare(x0, task, mask=mask, scale=scale, flash=flash)
     if reference is not None:
@@ -150,6 +153,7 @@ def restore(
         initial_state=initial_state,
         reference=None if reference is None else reference.unsqueeze(0).float().to(target),
         callback=callback,
+        steps=steps,
     )
     result.image = result.image.to(x0.device)
     result.task = spec.name

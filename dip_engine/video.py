@@ -26,6 +26,7 @@ from dip_engine.config import FitConfig, RestoreConfig, StoppingConfig
 from dip_engine.fit import Problem, fit
 from dip_engine.restore import check_image, prepare, resolve_device
 from dip_engine.result import FitState, Restoration
+from dip_engine.step import CompiledSteps
 from dip_engine.tasks import Task, get_task
 
 FRAME_WISE_KINDS = ("denoise", "sr", "inpaint")
@@ -158,6 +159,7 @@ def restore_video(
     seed: int = 0,
     device: torch.device | str | None = None,
     references: Iterable[Tensor] | None = None,
+    steps: CompiledSteps | None = None,
 ) -> Iterator[FrameResult]:
     """Restore consecutive frames as one warm-started chain; yields each frame as it is done.
 
@@ -166,6 +168,7 @@ def restore_video(
     (denoise, sr*, inpaint, watermark). masks: one mask for every frame (a logo, a timestamp)
     or an iterable with one per frame. references: optional clean frames, only for the PSNR
     trace in each frame's history. config: the cold-start configuration (default: the task's).
+    steps: a worker's compiled training steps (see `dip_engine.step`), shared by every frame.
     Raises ValueError for a task that is not frame-wise or a frame that `restore` would reject.
     """
     spec = get_task(task) if isinstance(task, str) else task
@@ -188,7 +191,7 @@ def restore_video(
         ref = None if reference is None else check_image("reference", reference).unsqueeze(0).float().to(target)
 
         def run_cold(reason: str) -> FrameResult:
-            result = fit(problem, cold_config.net, cold_config.fit, seed=seed, device=target, reference=ref)
+            result = fit(problem, cold_config.net, cold_config.fit, seed=seed, device=target, reference=ref, steps=steps)
             return FrameResult(index, result, cold=True, reason=reason)
 
         keyframe_due = settings.keyframe_interval > 0 and since_cold >= settings.keyframe_interval
@@ -207,7 +210,8 @@ def restore_video(
                     anchor = last_result.image.unsqueeze(0)
                     problem = replace(problem, anchor=anchor, anchor_weight=settings.temporal_weight * weight)
                 result = fit(
-                    problem, cold_config.net, warm_fit, seed=seed + index, device=target, initial_state=start, reference=ref
+                    problem, cold_config.net, warm_fit, seed=seed + index, device=target, initial_state=start,
+                    reference=ref, steps=steps,
                 )
                 outcome = FrameResult(index, result, cold=False, reason="warm")
         since_cold = 1 if outcome.cold else since_cold + 1

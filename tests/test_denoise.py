@@ -9,10 +9,13 @@ problem peaks at 26.82 dB (iteration 511) and ends at 22.43 dB by iteration 1500
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from dip_engine import Denoising, Restoration, psnr, restore
+from dip_engine import Denoising, Performance, Restoration, get_task, psnr, restore
+from dip_engine.step import autocast_dtype
 from tests.conftest import photo
 
 
@@ -42,3 +45,15 @@ def test_early_stop_lands_near_the_best_image_of_the_run(
     # The kept image is the average 200 iterations after the variance minimum.
     assert result.kept_iteration <= result.iterations
     assert result.history.psnr[result.kept_iteration - 1] == pytest.approx(psnr(result.image, clean), abs=1e-3)
+
+
+def test_mixed_precision_restores_as_well_as_float32(denoised: tuple[torch.Tensor, torch.Tensor, Restoration]) -> None:
+    """The same problem with bfloat16 autocast and channels_last ends within 0.3 dB of float32."""
+    clean, noisy, full = denoised
+    performance = Performance(amp=True, channels_last=True)
+    if autocast_dtype(torch.device("cpu"), performance) != torch.bfloat16:
+        pytest.skip("this CPU has no native bfloat16, so AMP runs in float32 here")
+    preset = get_task("denoise").config
+    amp = restore(noisy, "denoise", reference=clean, seed=0, config=replace(preset, fit=replace(preset.fit, performance=performance)))
+    assert amp.stop_reason == "early_stop"
+    assert psnr(amp.image, clean) == pytest.approx(psnr(full.image, clean), abs=0.3)

@@ -202,6 +202,7 @@ def test_usr1_stops_requeues_and_the_restart_finishes(tmp_path: Path, slurm_env:
 
 
 def test_a_cancelled_job_leaves_a_folder_a_later_run_completes(tmp_path: Path, slurm_env: dict[str, str]) -> None:
+    """scancel while a unit runs (SIGTERM: it is abandoned), then the same submission again finishes the rest."""
     manifest = tiny_manifest(tmp_path / "in", count=3, iterations=40)
     out = tmp_path / "out"
     job = submit(slurm_env, manifest, out, "--array", "1", "--cpus-per-node", "1")
@@ -214,10 +215,8 @@ def test_a_cancelled_job_leaves_a_folder_a_later_run_completes(tmp_path: Path, s
     print(f"scancel to the end of the job: {time.monotonic() - cancelled:.1f} s")
     done_before = [line["id"] for line in ledger_lines(out)]
     assert 1 <= len(done_before) < 3 and partial_files(out) == []
-    rerun = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", str(manifest), "--out", str(out), "--no-ray", "-q"],
-        capture_output=True, text=True, env=slurm_env, check=False, timeout=240,
-    )
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"{len(done_before)} skipped" in rerun.stdout
+    again = submit(slurm_env, manifest, out, "--array", "1", "--cpus-per-node", "1")  # the same command, later
+    [task] = wait_done(slurm_env, again, out)
+    assert (task["JobState"], task["ExitCode"]) == ("COMPLETED", "0:0"), logs(out)
+    assert f"{len(done_before)} skipped as already done" in (out / "slurm" / f"dip-restore-{again}_0.out").read_text()
     assert_each_unit_done_once(out, ["unit0", "unit1", "unit2"])

@@ -45,7 +45,7 @@ TEN_SECONDS_MS = 10_000.0
 
 
 def fixed_cost_processor(
-    row: ManifestRow, out_dir: Path, *, device: str, worker: str, attempt: int, seconds: float = 1.0
+    row: ManifestRow, out_dir: Path, *, device: str, worker: str, attempt: int, steps: object = None, seconds: float = 1.0
 ) -> dict[str, Any]:
     """process_unit's stand-in: sleep `seconds`, write a tiny image, return a "done" record."""
     started = time.perf_counter()

@@ -35,7 +35,7 @@ from dip_engine.operators import (
 )
 from dip_engine.restore import restore
 from dip_engine.result import FitState, History, Restoration
-from dip_engine.step import CompiledSteps
+from dip_engine.step import CompiledSteps, performance_for
 from dip_engine.tasks import Task, get_task, task_names
 from dip_engine.temporal import TemporalConsistency
 from dip_engine.video import ChainConfig, FrameResult, restore_video
@@ -66,6 +66,7 @@ __all__ = [
     "fit",
     "fit_batch",
     "get_task",
+    "performance_for",
     "psnr",
     "restore",
     "restore_video",

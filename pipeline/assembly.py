@@ -19,6 +19,7 @@ from typing import Any
 
 from torch import Tensor
 
+from dip_engine.step import CompiledSteps
 from dip_engine.temporal import TemporalConsistency
 from pipeline.io import VideoWriter, atomic_folder, iter_sequence, read_image, write_image
 from pipeline.ledger import STATUS_DONE
@@ -54,13 +55,14 @@ def assemble_video(
     device: str = "cpu",
     worker: str = "",
     attempt: int = 1,
+    steps: CompiledSteps | None = None,
 ) -> dict[str, Any]:
     """Write the video of `unit` from its segments' frames; return the video's "done" record.
 
     The record (`pipeline.video_records.VideoRecord`) sums the segments' iterations and seconds
     (plus this assembly's), averages their PSNR/SSIM over all frames, and adds the temporal
-    figures measured here. `device` is unused (the assembly is file work) but accepted like the
-    other units' processors. Raises UnitError naming the row for a missing or unreadable frame.
+    figures measured here. `device` and `steps` are unused (the assembly is file work) but
+    accepted like the other units' processors. Raises UnitError naming the row for a missing or unreadable frame.
     """
     started = time.perf_counter()
     try:

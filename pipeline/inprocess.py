@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dip_engine import CompiledSteps
 from pipeline.units import Unit
 
 
@@ -41,6 +42,7 @@ class InProcessPool:
             torch.set_num_threads(max(1, threads))
         self.name = f"{socket.gethostname()}:{self.device}-local"
         self.processors = processors
+        self.steps = CompiledSteps()  # compiled once per image shape, reused by every later unit
         self._pending: dict[int, _Pending] = {}
         self._keys = itertools.count()
 
@@ -57,7 +59,8 @@ class InProcessPool:
         processor = self.processors.of(pending.unit)
         try:
             pending.outcome = processor(
-                pending.unit, Path(pending.out_dir), device=self.device, worker=self.name, attempt=pending.attempt
+                pending.unit, Path(pending.out_dir), device=self.device, worker=self.name, attempt=pending.attempt,
+                steps=self.steps,
             )
         except Exception as error:  # noqa: BLE001 - a failing unit is recorded and retried, like on Ray
             pending.error = error

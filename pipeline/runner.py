@@ -32,6 +32,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayError
 
+from dip_engine import CompiledSteps
 from pipeline.assembly import assemble_video
 from pipeline.inprocess import InProcessPool, UnitError
 from pipeline.ledger import Ledger
@@ -183,10 +184,11 @@ class Worker:
             torch.set_num_threads(max(1, threads))
         self.name = f"{socket.gethostname()}:{self.device}{name}"
         self.processors = processors
+        self.steps = CompiledSteps()  # compiled once per image shape, reused by every later unit
 
     def run(self, unit: Unit, out_dir: str, attempt: int) -> dict[str, Any]:
         processor = self.processors.of(unit)
-        return processor(unit, Path(out_dir), device=self.device, worker=self.name, attempt=attempt)
+        return processor(unit, Path(out_dir), device=self.device, worker=self.name, attempt=attempt, steps=self.steps)
 
     def pid(self) -> int:
         return os.getpid()

@@ -20,7 +20,7 @@ from typing import Any
 from torch import Tensor
 
 import dip_engine
-from dip_engine import RestoreConfig
+from dip_engine import CompiledSteps, RestoreConfig
 from dip_engine.video import ChainConfig, FrameResult, restore_video
 from pipeline.io import atomic_folder, frame_files, is_frame_pattern, is_image_path, iter_sequence, read_image, write_image
 from pipeline.ledger import STATUS_DONE
@@ -74,6 +74,7 @@ def process_segment(
     attempt: int = 1,
     config_override: RestoreConfig | None = None,
     chain_override: ChainConfig | None = None,
+    steps: CompiledSteps | None = None,
 ) -> dict[str, Any]:
     """Restore one segment and return its "done" record (`pipeline.video_records.SegmentRecord`).
 
@@ -91,7 +92,7 @@ def process_segment(
     started = time.perf_counter()
     segment = unit.segment
     try:
-        return _run(unit, Path(out_dir), device, worker, attempt, config_override, chain_override, started)
+        return _run(unit, Path(out_dir), device, worker, attempt, config_override, chain_override, steps, started)
     except UnitError:
         raise
     except ValueError as error:
@@ -107,6 +108,7 @@ def _run(
     attempt: int,
     config_override: RestoreConfig | None,
     chain_override: ChainConfig | None,
+    steps: CompiledSteps | None,
     started: float,
 ) -> dict[str, Any]:
     row, segment = unit.row, unit.segment
@@ -125,10 +127,11 @@ def _run(
             row.task,
             masks=_masks(row, segment.warmup_start, segment.stop),
             scale=row.scale if is_sr else None,
-            config=engine_config(row, config_override),
+            config=engine_config(row, config_override, device),
             chain=chain_override,
             seed=row.seed if row.seed is not None else 0,
             device=device,
+            steps=steps,
         )
         for result in results:
             tally.add(result)

@@ -8,6 +8,7 @@ segments instead (`pipeline.segment_unit`, `pipeline.assembly`).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import dip_engine
-from dip_engine import RestoreConfig
+from dip_engine import CompiledSteps, RestoreConfig
 from dip_engine.tasks import with_max_iterations
 from pipeline.io import read_image, write_image
 from pipeline.ledger import STATUS_DONE, STATUS_FAILED, UnitRecord
@@ -84,9 +85,16 @@ def read_mask(path: Path) -> Tensor:
     return (pixels > 0.5).all(dim=0, keepdim=True).float()
 
 
-def engine_config(row: ManifestRow, override: RestoreConfig | None = None) -> RestoreConfig:
-    """The row's configuration: `override` or the task preset's, with the row's iteration cap."""
-    config = override if override is not None else dip_engine.get_task(row.task).config
+def engine_config(row: ManifestRow, override: RestoreConfig | None = None, device: str | None = None) -> RestoreConfig:
+    """The row's configuration: `override`, or the task preset's with the speed switches measured
+    best on `device` (`dip_engine.performance_for`; the preset's own without a device), with the
+    row's iteration cap."""
+    if override is not None:
+        config = override
+    else:
+        config = dip_engine.get_task(row.task).config
+        if device is not None:
+            config = replace(config, fit=replace(config.fit, performance=dip_engine.performance_for(device)))
     return config if row.max_iterations is None else with_max_iterations(config, row.max_iterations)
 
 
@@ -125,11 +133,14 @@ def process_unit(
     worker: str = "",
     attempt: int = 1,
     config_override: RestoreConfig | None = None,
+    steps: CompiledSteps | None = None,
 ) -> dict[str, Any]:
     """Restore the image of `row`, write it to ``out_dir / row.output`` and return its "done" record.
 
     Inputs: the input image; the mask (see `read_mask`), the flash image and the reference when
-    the row has them. The engine runs the task preset's configuration, or `config_override`,
+    the row has them. The engine runs the task preset's configuration with the speed switches
+    measured best on `device` (`engine_config`), or `config_override`, through the worker's
+    compiled steps `steps` when the configuration compiles,
     with the row's `max_iterations` (if any) as the cap, seed `row.seed` (0 if none), and the
     row's scale for super-resolution tasks.
 
@@ -152,7 +163,7 @@ def process_unit(
         raise UnitError(row, f"{row.input} is a video; process_unit restores images, video rows run as segments (pipeline.segment_unit)")
     target = Path(out_dir) / row.output
     try:
-        return _run(row, target, device, worker, attempt, config_override, started)
+        return _run(row, target, device, worker, attempt, config_override, steps, started)
     except UnitError:
         raise
     except ValueError as error:  # ImageReadError and the engine's checks: the user can act on them
@@ -166,6 +177,7 @@ def _run(
     worker: str,
     attempt: int,
     config_override: RestoreConfig | None,
+    steps: CompiledSteps | None,
     started: float,
 ) -> dict[str, Any]:
     loaded = read_image(row.input)
@@ -180,10 +192,11 @@ def _run(
         mask=mask,
         scale=row.scale if is_sr else None,
         flash=flash,
-        config=engine_config(row, config_override),
+        config=engine_config(row, config_override, device),
         seed=row.seed if row.seed is not None else 0,
         device=device,
         reference=reference,
+        steps=steps,
     )
     bit_depth = output_bit_depth(loaded.bit_depth, target)
     write_image(target, result.image, bit_depth)

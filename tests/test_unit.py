@@ -233,6 +233,9 @@ def test_engine_config_takes_the_preset_or_the_override_and_the_rows_cap(tmp_pat
     capped = engine_config(row(tmp_path, "inpaint", "a.png", max_iterations=50))
     assert capped.fit.max_iterations == 50 and capped.net == dip_engine.get_task("inpaint").config.net
     assert engine_config(row(tmp_path, "denoise", "a.png"), TINY) is TINY
+    on_cpu = engine_config(row(tmp_path, "denoise", "a.png", max_iterations=50), device="cpu")
+    assert on_cpu.fit.performance == dip_engine.performance_for("cpu") and on_cpu.fit.max_iterations == 50
+    assert engine_config(row(tmp_path, "denoise", "a.png"), TINY, device="cpu") is TINY  # an override is taken as it is
 
 
 def test_failed_record(tmp_path: Path) -> None:

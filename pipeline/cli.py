@@ -146,7 +146,7 @@ def run_command(
 
     import ray  # imported here: `validate` and `manifest` should not pay for Ray
 
-    from pipeline.ledger import RESULTS_CSV, RESULTS_JSONL, Ledger
+    from pipeline.ledger import RESULTS_CSV, Ledger
     from pipeline.progress import RunDisplay, format_seconds, summary_table
     from pipeline.runner import RunOptions, connect, execute, plan_run
     from pipeline.slurm.preempt import StopSignals

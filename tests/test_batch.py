@@ -15,7 +15,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dip_engine import Denoising, NetConfig, Performance, StoppingConfig, fit, fit_batch, get_task, psnr
+from dip_engine import Denoising, NetConfig, Performance, Restoration, StoppingConfig, fit, fit_batch, get_task, psnr
 from dip_engine.nets import Generator, build_generator, split_state, stack_states
 from dip_engine.restore import prepare
 from tests.conftest import photo
@@ -55,12 +55,15 @@ def test_stacked_states_round_trip_and_give_each_problem_its_own_network() -> No
         torch.testing.assert_close(together[k : k + 1], single(code), atol=1e-5, rtol=0)
 
 
-def test_the_first_step_equals_fitting_each_problem_alone(crops) -> None:  # type: ignore[no-untyped-def]
-    _, noisy = crops
+def _alone_and_batched(noisy: list[torch.Tensor], iterations: int) -> list[tuple[Restoration, Restoration]]:
+    """(separate fit, batched fit) of each noisy crop after `iterations` fixed iterations."""
     problems = [prepare(n, "denoise")[1] for n in noisy]
-    alone = [fit(p, SMALL_NET, _fixed(1), seed=s, device=CPU) for p, s in zip(problems, SEEDS)]
-    batched = fit_batch(problems, SMALL_NET, _fixed(1), seeds=SEEDS, device=CPU)
-    for a, b in zip(alone, batched):
+    alone = [fit(p, SMALL_NET, _fixed(iterations), seed=s, device=CPU) for p, s in zip(problems, SEEDS)]
+    return list(zip(alone, fit_batch(problems, SMALL_NET, _fixed(iterations), seeds=SEEDS, device=CPU)))
+
+
+def test_the_first_step_equals_fitting_each_problem_alone(crops) -> None:  # type: ignore[no-untyped-def]
+    for a, b in _alone_and_batched(crops[1], 1):
         assert b.history.loss == pytest.approx(a.history.loss, rel=1e-6)
         assert (a.image - b.image).abs().max().item() < 1e-5
 
@@ -76,21 +79,14 @@ def float64():  # type: ignore[no-untyped-def]
 
 def test_in_float64_a_batched_fit_is_the_separate_fits(crops, float64) -> None:  # type: ignore[no-untyped-def]
     """With rounding taken out of the way, 100 batched iterations end exactly where 100 separate ones do."""
-    _, noisy = crops
-    problems = [prepare(n, "denoise")[1] for n in noisy]
-    alone = [fit(p, SMALL_NET, _fixed(100), seed=s, device=CPU) for p, s in zip(problems, SEEDS)]
-    batched = fit_batch(problems, SMALL_NET, _fixed(100), seeds=SEEDS, device=CPU)
-    for a, b in zip(alone, batched):
+    for a, b in _alone_and_batched(crops[1], 100):
         assert b.history.loss == pytest.approx(a.history.loss, rel=1e-9)
         assert (a.image - b.image).abs().max().item() < 1e-6
 
 
 def test_in_float32_a_batched_fit_restores_as_well_as_the_separate_fits(crops) -> None:  # type: ignore[no-untyped-def]
     clean, noisy = crops
-    problems = [prepare(n, "denoise")[1] for n in noisy]
-    alone = [fit(p, SMALL_NET, _fixed(100), seed=s, device=CPU) for p, s in zip(problems, SEEDS)]
-    batched = fit_batch(problems, SMALL_NET, _fixed(100), seeds=SEEDS, device=CPU)
-    for c, n, a, b in zip(clean, noisy, alone, batched):
+    for c, n, (a, b) in zip(clean, noisy, _alone_and_batched(noisy, 100)):
         assert psnr(b.image, c) == pytest.approx(psnr(a.image, c), abs=0.1)
         assert psnr(b.image, c) > psnr(n, c) + 0.5  # and it is denoising (measured +0.9 dB at 100 iterations)
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import imageio.v3 as iio
 import numpy as np
-import pytest
 import ray.cloudpickle
 
 from dip_engine import FitConfig, NetConfig, RestoreConfig

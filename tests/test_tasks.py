@@ -15,7 +15,6 @@ import torch.nn.functional as F
 
 from dip_engine import (
     Inpainting,
-    NetConfig,
     RestoreConfig,
     SuperResolution,
     block_mask,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -28,7 +28,7 @@ from dip_engine.fit import Callback, OutputAverage, Problem, autocast_context, f
 from dip_engine.functional import psnr
 from dip_engine.nets import Generator, build_generator, split_state, stack_states
 from dip_engine.result import History, Restoration
-from dip_engine.step import CompiledSteps, StepKey, batch_step_loss
+from dip_engine.step import CompiledSteps, StepKey, batch_step_loss, set_cuda_switches
 from dip_engine.stopping import FixedBudget, WindowedVariance, make_criterion
 
 
@@ -74,7 +74,7 @@ def _check(problems: Sequence[Problem], seeds: Sequence[int]) -> None:
 
 
 def _rebuild(
-    net: Generator, optimizer: torch.optim.Adam, keep: list[int], learning_rate: float, fused: bool | None
+    net: Generator, optimizer: torch.optim.Adam, keep: list[int], learning_rate: float, fused: bool | None, channels_last: bool
 ) -> tuple[Generator, torch.optim.Adam]:
     """A generator and an Adam holding only the problems at positions `keep` of the current batch."""
     problems = net.problems
@@ -83,6 +83,8 @@ def _rebuild(
     smaller.load_state_dict(stack_states([states[k] for k in keep]))
     device = next(net.parameters()).device
     smaller.to(device).train()
+    if channels_last:
+        smaller.to(memory_format=torch.channels_last)
     new_optimizer = torch.optim.Adam(smaller.parameters(), lr=learning_rate, fused=fused)
     old = optimizer.state_dict()
     moments: dict[int, dict[str, Tensor]] = {}
@@ -142,26 +144,36 @@ def fit_batch(
         net.to(memory_format=torch.channels_last)
     fused = performance.compile or None
     optimizer = torch.optim.Adam(net.parameters(), lr=fit_config.learning_rate, fused=fused)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = performance.tf32
-        torch.backends.cudnn.benchmark = performance.cudnn_benchmark
+    set_cuda_switches(device, performance)
     autocast, use_scaler = autocast_context(device, performance)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     operators = [problem.operator.to(device) for problem in problems]
     observations = [problem.observation.to(device) for problem in problems]
     spike = fit_config.guard.spike_factor if fit_config.guard.enabled else math.inf
 
+    compiled = (steps or CompiledSteps()) if performance.compile else None
+
+    def batch_loss_for(size: int) -> Callable[..., tuple[Tensor, Tensor]]:
+        """The batch's loss step for `size` problems: compiled once per size when asked."""
+        if compiled is None:
+            return batch_step_loss
+        key = StepKey(net_config, size, in_channels, first.channels, (padded_h, padded_w), crop,
+                      type(first.operator).__name__, str(device), performance, False)
+        return compiled.get(batch_step_loss, key)
+
     members = list(range(len(problems)))  # the tracks in the current batch, in its order
+    loss_step = batch_loss_for(len(members))
     running = list(members)  # those still fitting
     iteration = 0
     for iteration in range(1, fit_config.max_iterations + 1):
         if not running:
             break
         if len(running) <= len(members) // 2:  # shrink: finished problems stop costing time
-            net, optimizer = _rebuild(net, optimizer, [members.index(k) for k in running], fit_config.learning_rate, fused)
-            if performance.channels_last:
-                net.to(memory_format=torch.channels_last)
+            net, optimizer = _rebuild(
+                net, optimizer, [members.index(k) for k in running], fit_config.learning_rate, fused, performance.channels_last
+            )
             members = list(running)
+            loss_step = batch_loss_for(len(members))
         batch = [tracks[k] for k in members]
         code = torch.cat([t.code for t in batch], dim=1)
         if fit_config.reg_noise_std > 0:
@@ -170,11 +182,6 @@ def fit_batch(
             )
         if performance.channels_last:
             code = code.contiguous(memory_format=torch.channels_last)
-        loss_step = batch_step_loss
-        if performance.compile:
-            key = StepKey(net_config, len(members), in_channels, first.channels, (padded_h, padded_w), crop,
-                          type(first.operator).__name__, str(device), performance, False)
-            loss_step = (steps or CompiledSteps()).get(batch_step_loss, key)
         with autocast:
             outputs, data = loss_step(net, code, crop, [operators[k] for k in members], [observations[k] for k in members])
         data_values = data.detach().tolist()

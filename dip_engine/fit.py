@@ -23,7 +23,7 @@ from dip_engine.guard import DivergenceGuard
 from dip_engine.nets import build_generator, input_code, padded_size
 from dip_engine.operators import Operator
 from dip_engine.result import FitState, History, Restoration
-from dip_engine.step import CompiledSteps, StepKey, autocast_dtype, step_loss
+from dip_engine.step import CompiledSteps, StepKey, autocast_dtype, set_cuda_switches, step_loss
 from dip_engine.stopping import make_criterion
 
 # Called after every iteration with (iteration, image, generator); may inspect or poison the weights.
@@ -141,9 +141,7 @@ def fit(
         optimizer.load_state_dict(initial_state.optimizer)
         for group in optimizer.param_groups:
             group["lr"] = fit_config.learning_rate
-    if device.type == "cuda":  # process-wide switches: a worker runs one fit at a time
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = performance.tf32
-        torch.backends.cudnn.benchmark = performance.cudnn_benchmark
+    set_cuda_switches(device, performance)
     crop = (top, left, height, width)
     loss_step = step_loss
     if performance.compile:

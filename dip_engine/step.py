@@ -130,6 +130,14 @@ class CompiledSteps:
         return first_calls
 
 
+def set_cuda_switches(device: torch.device, performance: Performance) -> None:
+    """TF32 and cuDNN's benchmark mode as `performance` asks, on CUDA devices. They are
+    process-wide switches: a worker runs one fit (or one batch) at a time."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = performance.tf32
+        torch.backends.cudnn.benchmark = performance.cudnn_benchmark
+
+
 def autocast_dtype(device: torch.device, performance: Performance) -> torch.dtype | None:
     """The autocast dtype for `performance.amp` on `device`, or None for float32.
 

@@ -9,12 +9,10 @@ A unit runs to its end once started: a stop request takes effect between units.
 from __future__ import annotations
 
 import itertools
-import socket
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from dip_engine import CompiledSteps
+from pipeline.executor import UnitExecutor
 from pipeline.units import Unit
 
 
@@ -37,12 +35,7 @@ class InProcessPool:
     def __init__(self, processors: Any, threads: int) -> None:
         import torch
 
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        if self.device == "cpu":
-            torch.set_num_threads(max(1, threads))
-        self.name = f"{socket.gethostname()}:{self.device}-local"
-        self.processors = processors
-        self.steps = CompiledSteps()  # compiled once per image shape, reused by every later unit
+        self.executor = UnitExecutor(processors, "cuda" if torch.cuda.is_available() else "cpu", "-local", threads)
         self._pending: dict[int, _Pending] = {}
         self._keys = itertools.count()
 
@@ -56,12 +49,8 @@ class InProcessPool:
         if not keys:
             return []
         pending = self._pending[keys[0]]
-        processor = self.processors.of(pending.unit)
         try:
-            pending.outcome = processor(
-                pending.unit, Path(pending.out_dir), device=self.device, worker=self.name, attempt=pending.attempt,
-                steps=self.steps,
-            )
+            pending.outcome = self.executor.run(pending.unit, pending.out_dir, pending.attempt)
         except Exception as error:  # noqa: BLE001 - a failing unit is recorded and retried, like on Ray
             pending.error = error
         return [keys[0]]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,8 +31,8 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayError
 
-from dip_engine import CompiledSteps
 from pipeline.assembly import assemble_video
+from pipeline.executor import UnitExecutor
 from pipeline.inprocess import InProcessPool, UnitError
 from pipeline.ledger import Ledger
 from pipeline.manifest import ManifestRow
@@ -179,16 +178,11 @@ class Worker:
     def __init__(self, name: str, processors: Processors, threads: int) -> None:
         import torch
 
-        self.device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
-        if self.device == "cpu":
-            torch.set_num_threads(max(1, threads))
-        self.name = f"{socket.gethostname()}:{self.device}{name}"
-        self.processors = processors
-        self.steps = CompiledSteps()  # compiled once per image shape, reused by every later unit
+        device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+        self.executor = UnitExecutor(processors, device, name, threads)
 
     def run(self, unit: Unit, out_dir: str, attempt: int) -> dict[str, Any]:
-        processor = self.processors.of(unit)
-        return processor(unit, Path(out_dir), device=self.device, worker=self.name, attempt=attempt, steps=self.steps)
+        return self.executor.run(unit, out_dir, attempt)
 
     def pid(self) -> int:
         return os.getpid()

@@ -50,6 +50,12 @@ class ChainConfig:
     3 froze the output (flicker 0.72). Carrying the output average over (37.69 dB) and the cold
     average 0.99 (37.95 dB; 39.66 with the temporal term) changed little and are left off: a long
     average drags the previous frame's content into a moving scene.
+
+    These defaults are the denoising chain's; `for_task` gives each task kind its own. A segment
+    that starts with warm-up frames (`restore_video(warmup=...)`) begins with a short, fixed
+    cold start of `warmup_cold_iterations`: on a 96×96 pan (benchmarks/chain_tuning.py,
+    RESULTS.md) 200 iterations and 3 warm-up frames kept the first 8 frames after a seam at
+    35.51 dB, against 35.09 with 300 and 2 frames and 35.35 with 600 and 2.
     """
 
     warm_max_iterations: int = 100  # cap for a warm-started frame
@@ -62,16 +68,38 @@ class ChainConfig:
     temporal_weight: float = 1.0  # strength of the term tying x_t to x̂_{t−1} on static pixels; 0 = off
     static_threshold: float = 0.03  # mean |Δ| of the blurred observations below which a pixel is static
     keyframe_interval: int = 0  # restart cold every this many frames; 0 = only at cuts
+    warmup_cold_iterations: int = 200  # the short cold start of a chain whose first frames are warm-up only
     cut_ratio: float = 3.0  # a cut needs the data-term jump above this (see scene_cut); 0 = never cut
     cut_unexplained: float = 1.5  # ... and the residual above this × the new frame's variance
 
     def __post_init__(self) -> None:
-        if self.warm_max_iterations < 1 or self.keyframe_interval < 0 or self.cut_ratio < 0 or self.cut_unexplained < 0:
-            raise ValueError("chain needs warm_max_iterations >= 1 and keyframe_interval, cut_ratio, cut_unexplained >= 0")
+        if self.warm_max_iterations < 1 or self.warmup_cold_iterations < 1 or self.keyframe_interval < 0 or self.cut_ratio < 0 or self.cut_unexplained < 0:
+            raise ValueError("chain needs warm_max_iterations, warmup_cold_iterations >= 1 and keyframe_interval, cut_ratio, cut_unexplained >= 0")
         if self.temporal_weight < 0 or self.static_threshold < 0:
             raise ValueError("temporal_weight and static_threshold must be >= 0")
         if self.warm_average is not None and not 0 <= self.warm_average < 1:
             raise ValueError(f"warm_average={self.warm_average} must be in [0, 1)")
+
+    @classmethod
+    def for_task(cls, task: Task) -> ChainConfig:
+        """The chain settings measured for `task`'s kind (benchmarks/chain_tuning.py, RESULTS.md).
+
+        Super-resolution has no noise to over-fit and gains detail for as long as it runs: its
+        warm frames run a fixed 250 iterations with the task's 0.99 output average and no
+        temporal term. On 16 frames of a 96×96 ×2 pan this matched cold starts (41.96 against
+        42.00 dB) in 0.21× their iterations, where the denoising defaults lost 1.2 dB (warm frames
+        stop after ~80 iterations; the temporal term ties moving detail to where it was). Other
+        kinds use the denoising defaults.
+        """
+        if task.kind == "sr":
+            return cls(
+                warm_max_iterations=250,
+                warm_stopping=StoppingConfig(kind="fixed"),
+                warm_average=None,
+                temporal_weight=0.0,
+                warmup_cold_iterations=300,
+            )
+        return cls()
 
     def warm_fit(self, cold: FitConfig) -> FitConfig:
         """The fit configuration of a warm frame, derived from the task's cold one."""
@@ -82,6 +110,11 @@ class ChainConfig:
             learning_rate=self.warm_learning_rate or cold.learning_rate,
             average=cold.average if self.warm_average is None else self.warm_average,
         )
+
+    def warmup_cold_fit(self, cold: FitConfig) -> FitConfig:
+        """The cold start of a chain whose first frames only warm it up (a segment's overlap):
+        a fixed `warmup_cold_iterations` budget, since its image is thrown away."""
+        return replace(cold, max_iterations=min(cold.max_iterations, self.warmup_cold_iterations), stopping=StoppingConfig(kind="fixed"))
 
 
 @dataclass
@@ -160,6 +193,7 @@ def restore_video(
     device: torch.device | str | None = None,
     references: Iterable[Tensor] | None = None,
     steps: CompiledSteps | None = None,
+    warmup: int = 0,
 ) -> Iterator[FrameResult]:
     """Restore consecutive frames as one warm-started chain; yields each frame as it is done.
 
@@ -168,13 +202,16 @@ def restore_video(
     (denoise, sr*, inpaint, watermark). masks: one mask for every frame (a logo, a timestamp)
     or an iterable with one per frame. references: optional clean frames, only for the PSNR
     trace in each frame's history. config: the cold-start configuration (default: the task's).
+    chain: the warm frames' settings (default: `ChainConfig.for_task` of the task).
     steps: a worker's compiled training steps (see `dip_engine.step`), shared by every frame.
+    warmup: how many of the first frames only warm the chain up (the caller drops them, like a
+    segment's overlap); with warmup > 0 the first cold start runs `warmup_cold_iterations` only.
     Raises ValueError for a task that is not frame-wise or a frame that `restore` would reject.
     """
     spec = get_task(task) if isinstance(task, str) else task
     if spec.kind not in FRAME_WISE_KINDS:
         raise ValueError(f"task {spec.name!r} cannot restore video; frame-wise kinds are {', '.join(FRAME_WISE_KINDS)}")
-    settings = chain if chain is not None else ChainConfig()
+    settings = chain if chain is not None else ChainConfig.for_task(spec)
     cold_config = config if config is not None else spec.config
     warm_fit = settings.warm_fit(cold_config.fit)
     target = resolve_device(device)
@@ -191,7 +228,9 @@ def restore_video(
         ref = None if reference is None else check_image("reference", reference).unsqueeze(0).float().to(target)
 
         def run_cold(reason: str) -> FrameResult:
-            result = fit(problem, cold_config.net, cold_config.fit, seed=seed, device=target, reference=ref, steps=steps)
+            short = reason == "first" and warmup > 0
+            fit_config = settings.warmup_cold_fit(cold_config.fit) if short else cold_config.fit
+            result = fit(problem, cold_config.net, fit_config, seed=seed, device=target, reference=ref, steps=steps)
             return FrameResult(index, result, cold=True, reason=reason)
 
         keyframe_due = settings.keyframe_interval > 0 and since_cold >= settings.keyframe_interval

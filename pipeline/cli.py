@@ -113,8 +113,8 @@ def run_command(
         int, typer.Option(min=0, help="Video frames per segment, each restored as its own chain on a worker; 0 = a whole video as one chain.")
     ] = 48,
     overlap: Annotated[
-        int, typer.Option(min=0, help="Frames before each video segment that only warm its chain up, so that seams do not show.")
-    ] = 2,
+        int, typer.Option(min=0, help="Frames each video segment's chain restores first and drops, so that seams do not show (the first segment of several takes its own next frames, in reverse).")
+    ] = 3,
     frames: Annotated[
         FramesFormat | None, typer.Option("--frames", help="Also write each video's restored frames as png or tiff files into <output stem>_frames/.")
     ] = None,

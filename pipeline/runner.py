@@ -64,7 +64,7 @@ class RunOptions:
     force: bool = False  # redo units the ledger has as done
     processor: Processor = process_unit  # what a worker does with an image row (a stand-in in benchmarks)
     segment_frames: int = 48  # frames kept per video segment; 0 = each video one chain
-    overlap: int = 2  # frames before a segment that only warm its chain up
+    overlap: int = 3  # frames that only warm a segment's chain up (see pipeline.segments)
     frames_format: FramesFormat | None = None  # also write videos' restored frames as images
     segment_processor: Processor = process_segment  # what a worker does with a video segment
     assembler: Processor = assemble_video  # what a worker does with a video whose segments are done
@@ -105,20 +105,26 @@ class Plan:
     def estimated_iterations(self) -> int:
         """Upper bound on optimisation iterations (the iteration caps) of the planned units.
 
-        A segment counts its cold first frame at the row's cap and every other frame of its
-        chain (warm-up frames included) at `ChainConfig`'s default warm cap.
+        A segment counts its cold first frame at the row's cap (or, when the segment starts with
+        warm-up frames, at the chain's short warm-up cold start) and every other frame of its
+        chain (warm-up frames included) at the task's `ChainConfig.for_task` warm cap.
         """
         from dip_engine import get_task
         from dip_engine.video import ChainConfig
 
-        warm = ChainConfig().warm_max_iterations
         total = 0
         for unit in self.units:
             if isinstance(unit, AssemblyUnit):
                 continue
             row = unit if isinstance(unit, ManifestRow) else unit.row
-            cap = row.max_iterations or get_task(row.task).config.fit.max_iterations
-            total += cap if isinstance(unit, ManifestRow) else cap + (unit.segment.chain_frames - 1) * warm
+            task = get_task(row.task)
+            cap = row.max_iterations or task.config.fit.max_iterations
+            if isinstance(unit, ManifestRow):
+                total += cap
+                continue
+            chain = ChainConfig.for_task(task)
+            first = min(cap, chain.warmup_cold_iterations) if unit.segment.warmup else cap
+            total += first + (unit.segment.chain_frames - 1) * chain.warm_max_iterations
         return total
 
 

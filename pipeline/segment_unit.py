@@ -56,13 +56,14 @@ class _Tally:
         return {name: (sum(values) / len(values) if values else None) for name, values in self.metrics.items()}
 
 
-def _masks(row: ManifestRow, start: int, stop: int) -> Tensor | Iterator[Tensor] | None:
-    """One mask for every frame, or the masks of frames start..stop-1 read one at a time."""
+def _masks(row: ManifestRow, indices: tuple[int, ...]) -> Tensor | Iterator[Tensor] | None:
+    """One mask for every frame, or the masks of the frames at `indices`, read one at a time."""
     if row.mask is None:
         return None
     if is_image_path(row.mask) and not is_frame_pattern(row.mask):
         return read_mask(row.mask)
-    return (read_mask(path) for path in frame_files(row.mask)[start:stop])
+    files = frame_files(row.mask)
+    return (read_mask(files[index]) for index in indices)
 
 
 def process_segment(
@@ -78,9 +79,10 @@ def process_segment(
 ) -> dict[str, Any]:
     """Restore one segment and return its "done" record (`pipeline.video_records.SegmentRecord`).
 
-    The chain runs from frame `warmup_start` to `stop - 1`; frames before `start` only warm it up.
+    The chain restores the frames of `segment.chain_indices` in order; the first `segment.warmup`
+    of them only warm it up (see `pipeline.segments`).
     Cold frames use the task preset's configuration (or `config_override`) with the row's
-    `max_iterations` as the cap; warm frames follow `chain_override` (default `ChainConfig()`).
+    `max_iterations` as the cap; warm frames follow `chain_override` (default `ChainConfig.for_task`).
     The seed is the row's (0 if none). Kept frames are written as PNG at the input's bit depth
     (uint8, or uint16 for 16-bit and float frames) into the segment's folder, atomically.
 
@@ -115,9 +117,14 @@ def _run(
     bit_depth = output_bit_depth(unit.source.bit_depth, Path(frame_name(0)))
     is_sr = dip_engine.get_task(row.task).kind == "sr"
     tally = _Tally()
+    order = segment.chain_indices
     with ExitStack() as stack:
-        frames = stack.enter_context(closing(iter_sequence(row.input, segment.warmup_start, segment.stop)))
-        to_engine, inputs = itertools.tee(frames, 2)  # the engine's copy, and ours for psnr_in
+        lead_in: list[Tensor] = []
+        if segment.lead_in:  # the few frames after start, restored first in reverse
+            with closing(iter_sequence(row.input, segment.start + 1, segment.start + 1 + segment.lead_in)) as head:
+                lead_in = list(head)[::-1]
+        forward = stack.enter_context(closing(iter_sequence(row.input, segment.warmup_start, segment.stop)))
+        to_engine, inputs = itertools.tee(itertools.chain(lead_in, forward), 2)  # the engine's copy, and ours for psnr_in
         references = None
         if row.reference is not None:
             references = stack.enter_context(closing(iter_sequence(row.reference, segment.start, segment.stop)))
@@ -125,20 +132,21 @@ def _run(
         results = restore_video(
             to_engine,
             row.task,
-            masks=_masks(row, segment.warmup_start, segment.stop),
+            masks=_masks(row, order),
             scale=row.scale if is_sr else None,
             config=engine_config(row, config_override, device),
             chain=chain_override,
             seed=row.seed if row.seed is not None else 0,
             device=device,
             steps=steps,
+            warmup=segment.warmup,
         )
         for result in results:
             tally.add(result)
             x0 = next(inputs)
-            index = segment.warmup_start + result.index
-            if index < segment.start:
+            if result.index < segment.warmup:
                 continue
+            index = order[result.index]
             target = folder / frame_name(index)
             write_image(target, result.image, bit_depth)
             if references is not None:
@@ -156,6 +164,7 @@ def _run(
         start=segment.start,
         stop=segment.stop,
         warmup_start=segment.warmup_start,
+        lead_in=segment.lead_in,
         frames=segment.frames,
         iterations=tally.iterations,
         cold_frames=tally.cold_frames,

@@ -57,7 +57,7 @@ def frames_folder(output: PurePosixPath) -> PurePosixPath:
 
 @dataclass(frozen=True)
 class SegmentUnit:
-    """One segment of a video row: restore frames warmup_start..stop-1, keep [start, stop)."""
+    """One segment of a video row: restore the frames of `segment.chain_indices`, keep [start, stop)."""
 
     row: ManifestRow
     source: SequenceInfo  # the input as probed when the run was planned
@@ -130,6 +130,7 @@ def failed_segment_record(unit: SegmentUnit, *, error: str, worker: str, attempt
         start=segment.start,
         stop=segment.stop,
         warmup_start=segment.warmup_start,
+        lead_in=segment.lead_in,
         worker=worker,
         attempt=attempt,
         finished_at=now(),

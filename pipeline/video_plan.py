@@ -90,11 +90,8 @@ def plan_video(
 
 def _finished(record: Mapping[str, Any], segment: Segment, out_dir: Path, row_id: str) -> bool:
     """The record covers exactly this segment's frames and its folder holds all of them."""
-    same = (record.get("start"), record.get("stop"), record.get("warmup_start")) == (
-        segment.start,
-        segment.stop,
-        segment.warmup_start,
-    )
+    covered = (record.get("start"), record.get("stop"), record.get("warmup_start"), record.get("lead_in") or 0)
+    same = covered == (segment.start, segment.stop, segment.warmup_start, segment.lead_in)
     if not same:
         return False
     folder = out_dir / segment_folder(row_id, segment.index)

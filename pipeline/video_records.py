@@ -43,7 +43,8 @@ class SegmentRecord:
     segments: int = 0  # how many segments the video has
     start: int | None = None  # first kept frame
     stop: int | None = None  # one past the last kept frame
-    warmup_start: int | None = None  # first frame of the chain (the frames before start only warm it up)
+    warmup_start: int | None = None  # first frame of the chain's forward run (the frames before start only warm it up)
+    lead_in: int | None = None  # warm-up frames after start, restored first in reverse (first segment of several)
     frames: int | None = None  # frames kept
     iterations: int | None = None  # over the whole chain, warm-up frames included
     cold_frames: int | None = None  # frames restored from a fresh network: the first, keyframes, cuts

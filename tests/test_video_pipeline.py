@@ -157,10 +157,10 @@ def mean_psnr(frames: list[torch.Tensor] | torch.Tensor, reference: torch.Tensor
     ("total", "length", "overlap", "expected"),
     [
         (5, 48, 2, [Segment(0, 0, 5, 0)]),  # fewer frames than a segment
-        (8, 4, 2, [Segment(0, 0, 4, 0), Segment(1, 4, 8, 2)]),  # an exact multiple
+        (8, 4, 2, [Segment(0, 0, 4, 0, lead_in=2), Segment(1, 4, 8, 2)]),  # an exact multiple
         (7, 3, 0, [Segment(0, 0, 3, 0), Segment(1, 3, 6, 3), Segment(2, 6, 7, 6)]),  # no overlap, a short last one
         (100, 0, 5, [Segment(0, 0, 100, 0)]),  # 0: the whole video one chain
-        (6, 2, 5, [Segment(0, 0, 2, 0), Segment(1, 2, 4, 0), Segment(2, 4, 6, 0)]),  # warm-up never before frame 0
+        (6, 2, 5, [Segment(0, 0, 2, 0, lead_in=1), Segment(1, 2, 4, 0), Segment(2, 4, 6, 0)]),  # warm-up never before frame 0
         (1, 1, 1, [Segment(0, 0, 1, 0)]),
     ],
 )
@@ -168,7 +168,19 @@ def test_segment_ranges(total: int, length: int, overlap: int, expected: list[Se
     segments = segment_ranges(total, length, overlap)
     assert segments == expected
     assert [frame for s in segments for frame in range(s.start, s.stop)] == list(range(total))  # tiles exactly
-    assert all(s.warmup == s.start - s.warmup_start <= overlap and s.chain_frames == s.frames + s.warmup for s in segments)
+    assert all(s.warmup == s.lead_in + s.start - s.warmup_start <= overlap and s.chain_frames == s.frames + s.warmup for s in segments)
+    assert all(len(s.chain_indices) == s.chain_frames and s.chain_indices[s.warmup :] == tuple(range(s.start, s.stop)) for s in segments)
+
+
+def test_every_segment_of_several_warms_up_first() -> None:
+    """The first segment of several warms up on its own next frames, in reverse; the others on the
+    frames before them; a lone segment is a plain chain."""
+    first, second, last = segment_ranges(10, 4, 2)
+    assert first.chain_indices == (2, 1, 0, 1, 2, 3) and first.warmup == 2
+    assert second.chain_indices == (2, 3, 4, 5, 6, 7) and second.warmup == 2
+    assert last.chain_indices == (6, 7, 8, 9) and last.warmup == 2
+    (alone,) = segment_ranges(10, 0, 2)
+    assert alone.chain_indices == tuple(range(10)) and alone.warmup == 0
 
 
 @pytest.mark.parametrize(("total", "length", "overlap"), [(0, 4, 2), (-1, 4, 2), (8, -4, 2), (8, 4, -1), (8, True, 2), (8.0, 4, 2)])
@@ -240,7 +252,11 @@ def test_a_noisy_clip_end_to_end_with_audio(tmp_path: Path, ray_local: Any) -> N
     lines = ledger_lines(out)
     assert sorted(line["id"] for line in lines) == ["clip", "clip#seg0000", "clip#seg0001", "clip#seg0002"]
     segments = {line["segment"]: line for line in lines if line["kind"] == "segment"}
-    assert [(s["start"], s["stop"], s["warmup_start"], s["frames"]) for _, s in sorted(segments.items())] == [(0, 3, 0, 3), (3, 6, 1, 3), (6, 7, 4, 1)]
+    assert [(s["start"], s["stop"], s["warmup_start"], s["lead_in"], s["frames"]) for _, s in sorted(segments.items())] == [
+        (0, 3, 0, 2, 3),  # the first segment warms up on its frames 2, 1, then restores 0, 1, 2
+        (3, 6, 1, 0, 3),
+        (6, 7, 4, 0, 1),
+    ]
     assert all(s["cold_frames"] >= 1 and s["iterations"] >= 150 and s["bit_depth"] == "uint8" for s in segments.values())
     video = lines[-1]
     assert video["id"] == "clip" and video["kind"] == "video" and video["status"] == "done"
@@ -387,9 +403,10 @@ def test_validate_and_dry_run_count_videos_segments_and_frames(tmp_path: Path, r
     assert result.exit_code == 0, result.output
     assert "units to run: 8 (1 denoise, 5 video segments, 2 video assemblies)" in result.stdout
     assert "videos to finish: 2 rows, 12 frames in 5 segments (3 frames each, overlap 1)" in result.stdout
-    # photo: 10; clip: segments of 3, 4, 2 chain frames; frames: 3 and 3; each 10 cold + the warm cap per warm frame
+    # photo: 10; clip: segments of 4 (1 lead-in frame), 4, 2 chain frames; frames: 4 and 3;
+    # each 10 cold (the row's cap, below the warm-up cold start) + the warm cap per warm frame
     warm = ChainConfig().warm_max_iterations
-    assert f"estimated iterations: at most {10 + 5 * 10 + (2 + 3 + 1 + 2 + 2) * warm:,}" in result.stdout
+    assert f"estimated iterations: at most {10 + 5 * 10 + (3 + 3 + 1 + 3 + 2) * warm:,}" in result.stdout
     assert not (tmp_path / "out").exists()
 
     bad = manifest(tmp_path, "id,task,input,fps", "clip,flash,clip.mkv,", "frames,denoise,frames,")

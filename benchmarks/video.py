@@ -12,8 +12,14 @@ decimation by 2 (sr2). On the same clip, in one run:
 (a) every frame restored from a fresh network with the task's early-stopped budget
     (`dip_engine.restore`), frames spread over the workers;
 (b) one warm-started chain over all frames (`dip_engine.video.restore_video`) on one worker;
-(c) the chain split into 2 segments with the pipeline's segmentation (`--overlap` warm-up
-    frames before the second), one segment per worker, in parallel.
+(c) the chain split into 2 segments with the pipeline's segmentation (`pipeline.segments`:
+    each segment's chain starts with a short cold fit and `--overlap` warm-up frames, the
+    second's just before it, the first's its own next frames in reverse), one per worker, in
+    parallel.
+
+Every variant uses the pipeline's speed settings for the device (`performance_for`: bf16
+autocast and channels_last on CPUs with bf16) and the task's chain settings
+(`ChainConfig.for_task`).
 
 Each worker is a Ray actor with one CPU thread (or half of one GPU with --device cuda), standing
 for one GPU of a cluster, so (b) uses one worker and (c) two. Reported per variant: total
@@ -33,15 +39,14 @@ import platform
 import statistics
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import ray
 import torch
-from skimage import data
 
-from dip_engine import get_task, psnr, restore
-from dip_engine.operators import SuperResolution
-from dip_engine.synthetic import camera_clip
+from clips import degrade, make_clip
+from dip_engine import RestoreConfig, get_task, psnr, restore
+from dip_engine.step import performance_for
 from dip_engine.temporal import TemporalConsistency
 from dip_engine.video import ChainConfig, restore_video
 from pipeline.segments import segment_ranges
@@ -54,20 +59,7 @@ class FrameOutcome:
     iterations: int
     seconds: float
     cold: bool
-
-
-def make_clip(frames: int, size: int) -> torch.Tensor:
-    """(frames, 3, size, size): a slow pan (0.4, 1.2 px per frame) and zoom-in over the astronaut."""
-    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1).float() / 255
-    return camera_clip(photo[:, 10:330, 60:460], frames, size, pan=(0.4, 1.2), zoom=0.996)
-
-
-def degrade(task: str, clean: torch.Tensor, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    if get_task(task).kind == "sr":
-        operator = SuperResolution(get_task(task).scale or 2)
-        return torch.stack([operator.degrade(frame.unsqueeze(0), generator)[0] for frame in clean]).clamp(0, 1)
-    return (clean + 25 / 255 * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+    kept: bool = True  # False for a segment's warm-up frames
 
 
 class BenchWorker:
@@ -75,18 +67,28 @@ class BenchWorker:
         torch.set_num_threads(1)
         self.device = device
 
+    def _config(self, task: str) -> RestoreConfig:
+        """The task's preset with the pipeline's speed settings for this device."""
+        preset = get_task(task).config
+        return replace(preset, fit=replace(preset.fit, performance=performance_for(self.device)))
+
     def cold(self, task: str, frames: list[tuple[int, torch.Tensor]], seed: int) -> list[FrameOutcome]:
         outcomes = []
         for index, frame in frames:
-            result = restore(frame, task, seed=seed, device=self.device)
+            result = restore(frame, task, config=self._config(task), seed=seed, device=self.device)
             outcomes.append(FrameOutcome(index, result.image, result.iterations, result.seconds, True))
         return outcomes
 
-    def chain(self, task: str, frames: torch.Tensor, first_index: int, seed: int, chain: ChainConfig | None = None) -> list[FrameOutcome]:
+    def chain(
+        self, task: str, frames: torch.Tensor, indices: list[int], seed: int, chain: ChainConfig | None = None, warmup: int = 0
+    ) -> list[FrameOutcome]:
+        """Restore `frames` (frame numbers `indices`) as one chain whose first `warmup` frames
+        only warm it up; those come back with `kept` False."""
         outcomes = []
-        for frame in restore_video(iter(frames), task, chain=chain or ChainConfig(), seed=seed, device=self.device):
+        results = restore_video(iter(frames), task, config=self._config(task), chain=chain, seed=seed, device=self.device, warmup=warmup)
+        for frame in results:
             r = frame.restoration
-            outcome = FrameOutcome(first_index + frame.index, r.image, r.iterations, r.seconds, frame.cold)
+            outcome = FrameOutcome(indices[frame.index], r.image, r.iterations, r.seconds, frame.cold, frame.index >= warmup)
             outcomes.append(outcome)
         return outcomes
 
@@ -126,16 +128,19 @@ def run_task(
     chain: list[FrameOutcome] = []
     if "b" in variants:  # one warm-started chain on one worker
         started = time.perf_counter()
-        chain = ray.get(workers[0].chain.remote(task, observed, 0, seed))
+        chain = ray.get(workers[0].chain.remote(task, observed, list(range(count)), seed))
         yield summarise("(b) warm-started chain", chain, clean, time.perf_counter() - started, 1)
     if "c" in variants:  # the chain in 2 segments, one per worker
         segments = segment_ranges(count, -(-count // 2), overlap)
         started = time.perf_counter()
-        refs = [w.chain.remote(task, observed[s.warmup_start : s.stop], s.warmup_start, seed) for w, s in zip(workers, segments)]
+        refs = [
+            w.chain.remote(task, observed[list(s.chain_indices)], list(s.chain_indices), seed, None, s.warmup)
+            for w, s in zip(workers, segments)
+        ]
         parts = ray.get(refs)
         wall = time.perf_counter() - started
-        kept = [o for s, part in zip(segments, parts) for o in part if o.index >= s.start]
-        warmup = [o for s, part in zip(segments, parts) for o in part if o.index < s.start]
+        kept = [o for part in parts for o in part if o.kept]
+        warmup = [o for part in parts for o in part if not o.kept]
         yield summarise(f"(c) chain in {len(segments)} segments", kept, clean, wall, len(segments), warmup)
     if "a" not in variants:
         return
@@ -167,7 +172,7 @@ def compare_chain_options(task: str, clean: torch.Tensor, observed: torch.Tensor
     for first in range(0, len(names), len(workers)):
         batch = names[first : first + len(workers)]
         started = time.perf_counter()
-        refs = [w.chain.remote(task, observed, 0, seed, CHAIN_OPTIONS[name]) for w, name in zip(workers, batch)]
+        refs = [w.chain.remote(task, observed, list(range(len(observed))), seed, CHAIN_OPTIONS[name]) for w, name in zip(workers, batch)]
         parts = ray.get(refs)
         wall = time.perf_counter() - started
         for name, outcomes in zip(batch, parts):
@@ -179,7 +184,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["denoise"])
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--size", type=int, default=96)
-    parser.add_argument("--overlap", type=int, default=2, help="warm-up frames before the second segment")
+    parser.add_argument("--overlap", type=int, default=3, help="warm-up frames of each segment (the pipeline's --overlap)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu: one thread per worker; cuda: two workers share GPU 0")
     parser.add_argument("--variants", default="abc", help="which of (a), (b), (c) to run, e.g. bc")
@@ -195,7 +200,7 @@ def main() -> None:
     clean = make_clip(args.frames, args.size)
     where = torch.cuda.get_device_name(0) + ", 2 workers on one GPU" if cuda else f"{platform.machine()}, 2 workers × 1 thread"
     print(f"# {where}, torch {torch.__version__}; clip: {args.frames} frames of "
-          f"{args.size}×{args.size}, pan (0.4, 1.2) px and zoom 0.996 per frame over astronaut")
+          f"{args.size}×{args.size}, pan (0.4, 1.2) px and zoom 0.996 per frame over astronaut; {performance_for(args.device)}")
     print("| task | variant | workers | iterations | cold frames | wall s | worker-s | mean PSNR dB | input PSNR dB | flicker | change error |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for task in args.tasks:

@@ -94,7 +94,7 @@ class BenchWorker:
 
 
 def summarise(
-    name: str, outcomes: list[FrameOutcome], clean: torch.Tensor, wall: float, workers: int, warmup: list[FrameOutcome] = ()
+    name: str, outcomes: list[FrameOutcome], clean: torch.Tensor, wall: float, workers: int, warmup: list[FrameOutcome] = (), first: int = 0
 ) -> dict[str, object]:
     """One table row; `warmup` frames (a segment's overlap, restored and discarded) count as cost only."""
     outcomes = sorted(outcomes, key=lambda o: o.index)
@@ -104,6 +104,7 @@ def summarise(
         consistency.add(outcome.image, clean[outcome.index])
     return {
         "variant": name,
+        "first": first,  # the clip's frame that outcome 0 is
         "frames": len(outcomes),
         "workers": workers,
         "iterations": sum(o.iterations for o in [*outcomes, *warmup]),
@@ -117,13 +118,21 @@ def summarise(
 
 
 def run_task(
-    task: str, clean: torch.Tensor, observed: torch.Tensor, workers: list, overlap: int, seed: int, variants: str, cold_frames: int
+    task: str,
+    clean: torch.Tensor,
+    observed: torch.Tensor,
+    workers: list,
+    overlap: int,
+    seed: int,
+    variants: str,
+    cold_frames: int,
+    cold_from: int = 0,
 ) -> Iterator[dict]:
     """Rows (b), (c), then (a) (those named in `variants`), each as soon as it is measured.
 
-    With `cold_frames` below the clip's length, (a) restores only the first `cold_frames` frames
-    (cold starts cost the same on every frame of a slow pan), and a row of (b) on those same
-    frames follows for the comparison of PSNR and flicker."""
+    (a) restores frames cold_from .. cold_from + cold_frames − 1 (all by default). On part of
+    the clip, a row of (b) on those same frames follows for the comparison of PSNR and flicker;
+    cold starts are independent and seeded, so (a) measured in parts adds up to (a) on all."""
     count = len(clean)
     chain: list[FrameOutcome] = []
     if "b" in variants:  # one warm-started chain on one worker
@@ -141,18 +150,26 @@ def run_task(
         wall = time.perf_counter() - started
         kept = [o for part in parts for o in part if o.kept]
         warmup = [o for part in parts for o in part if not o.kept]
-        yield summarise(f"(c) chain in {len(segments)} segments", kept, clean, wall, len(segments), warmup)
+        row = summarise(f"(c) chain in {len(segments)} segments", kept, clean, wall, len(segments), warmup)
+        row["note"] = "(c) per segment: " + ", ".join(
+            f"{sum(o.iterations for o in part)} iterations in {sum(o.seconds for o in part):.0f} s" for part in parts
+        )
+        yield row
     if "a" not in variants:
         return
     # (a) cold starts, frames dealt round-robin over the workers
-    sampled = min(count, cold_frames)
+    first, stop = cold_from, min(count, cold_from + cold_frames)
     started = time.perf_counter()
-    shares = [[(i, observed[i]) for i in range(k, sampled, len(workers))] for k in range(len(workers))]
+    shares = [[(i, observed[i]) for i in range(first + k, stop, len(workers))] for k in range(len(workers))]
     parts = ray.get([w.cold.remote(task, share, seed) for w, share in zip(workers, shares)])
-    name = "(a) cold start per frame" if sampled == count else f"(a) cold start per frame, frames 0-{sampled - 1} only"
-    yield summarise(name, [o for part in parts for o in part], clean[:sampled], time.perf_counter() - started, len(workers))
-    if sampled < count and chain:
-        yield summarise(f"(b) the same chain, frames 0-{sampled - 1} only", chain[:sampled], clean[:sampled], math.nan, 1)
+    wall = time.perf_counter() - started
+    outcomes = [replace(o, index=o.index - first) for part in parts for o in part]  # numbered within the part
+    whole = (first, stop) == (0, count)
+    name = "(a) cold start per frame" if whole else f"(a) cold start per frame, frames {first}-{stop - 1} only"
+    yield summarise(name, outcomes, clean[first:stop], wall, len(workers), first=first)
+    if not whole and chain:
+        same = [replace(o, index=o.index - first) for o in chain[first:stop]]
+        yield summarise(f"(b) the same chain, frames {first}-{stop - 1} only", same, clean[first:stop], math.nan, 1, first=first)
 
 
 CHAIN_OPTIONS = {  # the chain options of ChainConfig measured against its defaults (`--chain-options`)
@@ -188,7 +205,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu: one thread per worker; cuda: two workers share GPU 0")
     parser.add_argument("--variants", default="abc", help="which of (a), (b), (c) to run, e.g. bc")
-    parser.add_argument("--cold-frames", type=int, default=10**9, help="(a) on the first N frames only")
+    parser.add_argument("--cold-frames", type=int, default=10**9, help="(a) on N frames only")
+    parser.add_argument("--cold-from", type=int, default=0, help="(a) from this frame on")
     parser.add_argument("--chain-options", action="store_true", help="instead: (b) with each option of CHAIN_OPTIONS")
     args = parser.parse_args()
 
@@ -203,6 +221,7 @@ def main() -> None:
           f"{args.size}×{args.size}, pan (0.4, 1.2) px and zoom 0.996 per frame over astronaut; {performance_for(args.device)}")
     print("| task | variant | workers | iterations | cold frames | wall s | worker-s | mean PSNR dB | input PSNR dB | flicker | change error |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    notes: list[str] = []
     for task in args.tasks:
         observed = degrade(task, clean, args.seed)
         size = clean.shape[-2:]
@@ -211,11 +230,15 @@ def main() -> None:
         if args.chain_options:
             rows = compare_chain_options(task, clean, observed, workers, args.seed)
         else:
-            rows = run_task(task, clean, observed, workers, args.overlap, args.seed, args.variants, args.cold_frames)
+            rows = run_task(task, clean, observed, workers, args.overlap, args.seed, args.variants, args.cold_frames, args.cold_from)
         for row in rows:
             print(f"| {task} | {row['variant']} | {row['workers']} | {row['iterations']} | {row['cold frames']} | "
-                  f"{row['wall s']:.0f} | {row['worker-s']:.0f} | {row['mean PSNR']:.2f} | {statistics.fmean(input_psnrs[:row['frames']]):.2f} | "
+                  f"{row['wall s']:.0f} | {row['worker-s']:.0f} | {row['mean PSNR']:.2f} | {statistics.fmean(input_psnrs[row['first'] : row['first'] + row['frames']]):.2f} | "
                   f"{row['flicker']:.3f} | {row['change error']:.4f} |", flush=True)
+            if "note" in row:
+                notes.append(f"{task} {row['note']}")
+    for note in notes:
+        print(note)
     ray.shutdown()
 
 

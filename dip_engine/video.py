@@ -88,8 +88,8 @@ class ChainConfig:
         warm frames run a fixed 250 iterations with the task's 0.99 output average and no
         temporal term. On 16 frames of a 96×96 ×2 pan this matched cold starts (41.96 against
         42.00 dB) in 0.21× their iterations, where the denoising defaults lost 1.2 dB (warm frames
-        stop after ~80 iterations; the temporal term ties moving detail to where it was). Other
-        kinds use the denoising defaults.
+        stop after ~80 iterations; the temporal term ties moving detail to where it was). Measured
+        at ×2, used for every factor. Other kinds use the denoising defaults.
         """
         if task.kind == "sr":
             return cls(

@@ -36,6 +36,7 @@ from dip_engine import (
     restore,
     synthesize_flash_pair,
 )
+from dip_engine.tasks import with_performance
 
 CROPS = {"astronaut": (0.05, 0.35), "coffee": (0.25, 0.1), "chelsea": (0.1, 0.3)}  # top, left fractions
 
@@ -66,7 +67,7 @@ def run_one(task_name: str, clean: torch.Tensor, fixed: int | None,
             performance: Performance) -> tuple[float, Restoration, torch.Tensor]:
     """Degrade `clean` for the task, restore it; return (input PSNR, result, reference)."""
     task = get_task(task_name)
-    config = replace(task.config, fit=replace(task.config.fit, performance=performance))
+    config = with_performance(task.config, performance)
     if fixed is not None:
         config = replace(config, fit=replace(config.fit, max_iterations=fixed, stopping=StoppingConfig(kind="fixed")))
     rng = torch.Generator().manual_seed(0)

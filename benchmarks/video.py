@@ -47,6 +47,7 @@ import torch
 from clips import degrade, make_clip
 from dip_engine import RestoreConfig, get_task, psnr, restore
 from dip_engine.step import performance_for
+from dip_engine.tasks import with_performance
 from dip_engine.temporal import TemporalConsistency
 from dip_engine.video import ChainConfig, restore_video
 from pipeline.segments import segment_ranges
@@ -69,8 +70,7 @@ class BenchWorker:
 
     def _config(self, task: str) -> RestoreConfig:
         """The task's preset with the pipeline's speed settings for this device."""
-        preset = get_task(task).config
-        return replace(preset, fit=replace(preset.fit, performance=performance_for(self.device)))
+        return with_performance(get_task(task).config, performance_for(self.device))
 
     def cold(self, task: str, frames: list[tuple[int, torch.Tensor]], seed: int) -> list[FrameOutcome]:
         outcomes = []

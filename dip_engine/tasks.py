@@ -25,7 +25,7 @@ from types import MappingProxyType
 from collections.abc import Mapping
 from typing import Literal
 
-from dip_engine.config import FitConfig, NetConfig, RestoreConfig
+from dip_engine.config import FitConfig, NetConfig, Performance, RestoreConfig
 
 TaskKind = Literal["denoise", "sr", "inpaint", "flash"]
 
@@ -87,3 +87,8 @@ def get_task(name: str) -> Task:
 def with_max_iterations(config: RestoreConfig, max_iterations: int) -> RestoreConfig:
     """The same configuration with another iteration cap (a per-row override in manifests)."""
     return replace(config, fit=replace(config.fit, max_iterations=max_iterations))
+
+
+def with_performance(config: RestoreConfig, performance: Performance) -> RestoreConfig:
+    """The same configuration with other speed switches (e.g. `performance_for(device)`)."""
+    return replace(config, fit=replace(config.fit, performance=performance))

@@ -15,7 +15,7 @@ after a crash.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,5 @@ def segment_ranges(total_frames: int, segment_frames: int, overlap: int) -> list
         for index, start in enumerate(range(0, total_frames, length))
     ]
     if len(segments) > 1:
-        first = segments[0]
-        segments[0] = Segment(0, first.start, first.stop, first.warmup_start, lead_in=min(overlap, first.frames - 1))
+        segments[0] = replace(segments[0], lead_in=min(overlap, segments[0].frames - 1))
     return segments

@@ -8,7 +8,6 @@ segments instead (`pipeline.segment_unit`, `pipeline.assembly`).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from torch import Tensor
 
 import dip_engine
 from dip_engine import CompiledSteps, RestoreConfig
-from dip_engine.tasks import with_max_iterations
+from dip_engine.tasks import with_max_iterations, with_performance
 from pipeline.io import read_image, write_image
 from pipeline.ledger import STATUS_DONE, STATUS_FAILED, UnitRecord
 from pipeline.manifest import ManifestRow
@@ -93,7 +92,7 @@ def engine_config(row: ManifestRow, override: RestoreConfig | None = None, devic
     else:
         config = dip_engine.get_task(row.task).config
         if device is not None:
-            config = replace(config, fit=replace(config.fit, performance=dip_engine.performance_for(device)))
+            config = with_performance(config, dip_engine.performance_for(device))
     return config if row.max_iterations is None else with_max_iterations(config, row.max_iterations)
 
 

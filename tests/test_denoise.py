@@ -9,13 +9,13 @@ problem peaks at 26.82 dB (iteration 511) and ends at 22.43 dB by iteration 1500
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import pytest
 import torch
 
 from dip_engine import Denoising, Performance, Restoration, get_task, psnr, restore
 from dip_engine.step import autocast_dtype
+from dip_engine.tasks import with_performance
 from tests.conftest import photo
 
 
@@ -54,6 +54,6 @@ def test_mixed_precision_restores_as_well_as_float32(denoised: tuple[torch.Tenso
     if autocast_dtype(torch.device("cpu"), performance) != torch.bfloat16:
         pytest.skip("this CPU has no native bfloat16, so AMP runs in float32 here")
     preset = get_task("denoise").config
-    amp = restore(noisy, "denoise", reference=clean, seed=0, config=replace(preset, fit=replace(preset.fit, performance=performance)))
+    amp = restore(noisy, "denoise", reference=clean, seed=0, config=with_performance(preset, performance))
     assert amp.stop_reason == "early_stop"
     assert psnr(amp.image, clean) == pytest.approx(psnr(full.image, clean), abs=0.3)

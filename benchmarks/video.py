@@ -26,8 +26,9 @@ for one GPU of a cluster, so (b) uses one worker and (c) two. Reported per varia
 iterations, wall seconds (the work only, actors already started), worker-seconds (the sum of the
 fits' own seconds; both count the warm-up frames that (c) restores and discards), mean PSNR
 against the clean frames, and the temporal figures of `dip_engine.temporal` against the clean
-clip: flicker (change of the output between frames / change of the clean clip; 1 is ideal) and
-change error (mean |Δ output − Δ clean| between consecutive frames).
+clip: flicker (change of the output between frames / change of the clean clip; 1 is ideal),
+change error (mean |Δ output − Δ clean| between consecutive frames) and warping error (mean
+|out_t − out_{t−1} warped by the clean clip's optical flow| where the flow is consistent).
 Prints a markdown table; not a timed test.
 """
 
@@ -114,6 +115,7 @@ def summarise(
         "mean PSNR": statistics.fmean(psnr(o.image, clean[o.index]) for o in outcomes),
         "flicker": consistency.flicker,
         "change error": consistency.change_error,
+        "warping error": consistency.warping_error,
     }
 
 
@@ -219,8 +221,8 @@ def main() -> None:
     where = torch.cuda.get_device_name(0) + ", 2 workers on one GPU" if cuda else f"{platform.machine()}, 2 workers × 1 thread"
     print(f"# {where}, torch {torch.__version__}; clip: {args.frames} frames of "
           f"{args.size}×{args.size}, pan (0.4, 1.2) px and zoom 0.996 per frame over astronaut; {performance_for(args.device)}")
-    print("| task | variant | workers | iterations | cold frames | wall s | worker-s | mean PSNR dB | input PSNR dB | flicker | change error |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| task | variant | workers | iterations | cold frames | wall s | worker-s | mean PSNR dB | input PSNR dB | flicker | change error | warping error |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     notes: list[str] = []
     for task in args.tasks:
         observed = degrade(task, clean, args.seed)
@@ -234,7 +236,7 @@ def main() -> None:
         for row in rows:
             print(f"| {task} | {row['variant']} | {row['workers']} | {row['iterations']} | {row['cold frames']} | "
                   f"{row['wall s']:.0f} | {row['worker-s']:.0f} | {row['mean PSNR']:.2f} | {statistics.fmean(input_psnrs[row['first'] : row['first'] + row['frames']]):.2f} | "
-                  f"{row['flicker']:.3f} | {row['change error']:.4f} |", flush=True)
+                  f"{row['flicker']:.3f} | {row['change error']:.4f} | {row['warping error']:.4f} |", flush=True)
             if "note" in row:
                 notes.append(f"{task} {row['note']}")
     for note in notes:

@@ -10,23 +10,35 @@ Definitions (all means are over pixels, channels and consecutive frame pairs t�
 * change_error = mean |(out_t − out_{t−1}) − (ref_t − ref_{t−1})| (reference only): the warping
   error of the output under the reference's own motion, with the reference's change standing in
   for an optical flow. 0 is perfectly consistent; both flicker and temporal drift raise it.
+* warping_error (reference only) = mean over frame pairs of mean |out_t − W(out_{t−1})| over the
+  pixels the reference's motion explains: W warps by the optical flow estimated on the reference
+  from t to t−1 (`dip_engine.flow`), and pixels that fail its forward-backward check (occlusions,
+  mis-tracked) or come from outside the frame are left out (the L1 form of Lai et al., 2018).
+  Unlike change_error it does not grow with motion: a restoration that moves exactly like the
+  scene scores about the reference's own figure (interpolation error, ~0.001 on a 96×96 pan),
+  flicker and ghosting score more. A pair where no pixel passes the check (a scene cut) is skipped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import Tensor
+
+from dip_engine.flow import FlowConfig, consistent, estimate_flow, warp
 
 
 @dataclass
 class TemporalConsistency:
     """Accumulates the figures above one frame at a time (only the previous frame is kept)."""
 
+    flow: FlowConfig = field(default_factory=FlowConfig)
     pairs: int = 0
     _out_change: float = 0.0
     _base_change: float = 0.0
     _change_error: float = 0.0
+    _warping_error: float = 0.0
+    _warped_pairs: int = 0
     _has_reference: bool | None = None
     _previous: tuple[Tensor, Tensor | None] | None = None
 
@@ -46,8 +58,18 @@ class TemporalConsistency:
                 self._base_change += base_delta.abs().mean().item()
                 if self._has_reference:
                     self._change_error += (out_delta - base_delta).abs().mean().item()
+                    self._add_warping_error(output, last_out, baseline, last_base)
             self.pairs += 1
         self._previous = (output, baseline)
+
+    def _add_warping_error(self, output: Tensor, last_out: Tensor, reference: Tensor, last_reference: Tensor) -> None:
+        backward = estimate_flow(reference, last_reference, self.flow)  # frame t's pixels into t−1
+        forward = estimate_flow(last_reference, reference, self.flow)
+        explained = consistent(forward, backward)
+        if explained.any():
+            warped, _ = warp(last_out, backward)
+            self._warping_error += (output - warped).abs().mean(0)[explained].mean().item()
+            self._warped_pairs += 1
 
     @property
     def output_change(self) -> float:
@@ -71,6 +93,14 @@ class TemporalConsistency:
             return float("nan")
         return self._change_error / self.pairs
 
+    @property
+    def warping_error(self) -> float:
+        """Mean |out_t − out_{t−1} warped by the reference's flow| over explained pixels; NaN
+        without a reference or with no pair of frames the flow explains."""
+        if not self._warped_pairs:
+            return float("nan")
+        return self._warping_error / self._warped_pairs
+
     def summary(self) -> dict[str, float | str | None]:
         """The figures for a results record; `flicker_baseline` says what flicker is relative to."""
         baseline = None if self._has_reference is None or not self.pairs else ("reference" if self._has_reference else "input")
@@ -78,5 +108,6 @@ class TemporalConsistency:
             "flicker": self.flicker,
             "flicker_baseline": baseline,
             "change_error": self.change_error,
+            "warping_error": self.warping_error,
             "output_change": self.output_change,
         }

@@ -117,6 +117,7 @@ def _run(unit: AssemblyUnit, out_dir: Path, worker: str, attempt: int, started: 
         flicker=finite_or_none(temporal["flicker"]),  # type: ignore[arg-type]
         flicker_baseline=temporal["flicker_baseline"],  # type: ignore[arg-type]
         change_error=finite_or_none(temporal["change_error"]),  # type: ignore[arg-type]
+        warping_error=finite_or_none(temporal["warping_error"]),  # type: ignore[arg-type]
         output_change=finite_or_none(temporal["output_change"]),  # type: ignore[arg-type]
         audio=audio is not None,
         frames_folder=export_to.as_posix() if export_to is not None else None,

@@ -60,6 +60,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "segments",
     "flicker",
     "change_error",
+    "warping_error",
     "seconds",
     "worker",
     "attempt",

@@ -89,6 +89,7 @@ class VideoRecord:
     flicker: float | None = None  # change(output) / change(baseline); see dip_engine.temporal
     flicker_baseline: str | None = None  # "reference" or "input"
     change_error: float | None = None  # mean |Δoutput − Δreference|; None without a reference
+    warping_error: float | None = None  # mean |x_t − x_{t−1} warped by the reference's flow|; see dip_engine.temporal
     output_change: float | None = None  # mean |x_t − x_{t−1}| of the output
     audio: bool | None = None  # an audio track was copied from the input
     frames_folder: str | None = None  # where --frames wrote the restored frames, if it did

@@ -263,7 +263,7 @@ def test_a_noisy_clip_end_to_end_with_audio(tmp_path: Path, ray_local: Any) -> N
     assert (video["frames"], video["segments"], video["fps"], video["audio"]) == (7, 3, FPS, True)
     assert video["iterations"] == sum(s["iterations"] for s in segments.values())
     assert video["flicker_baseline"] == "input" and 0 < video["flicker"] < 1  # calmer than the noisy input
-    assert video["psnr_out"] is None and video["change_error"] is None  # no reference
+    assert video["psnr_out"] is None and video["change_error"] is None and video["warping_error"] is None  # no reference
     assert video["output"] == "restored/clip.mp4" and video["frames_folder"] == "restored/clip_frames"
     assert sorted(p.name for p in (out / "restored" / "clip_frames").iterdir()) == [f"{i:06d}.png" for i in range(7)]
     assert not (out / ".segments").exists() and leftovers(out) == []
@@ -360,7 +360,7 @@ def test_frame_folders_patterns_masks_and_references(tmp_path: Path, ray_local: 
     assert shots["output"] == "shots.mp4" and shots["fps"] == 12.5 and shots["frames"] == 12 and shots["segments"] == 1
     assert shots["psnr_in"] == pytest.approx(mean_psnr(dirty, clean), abs=1e-4)  # frames paired in natural order
     assert shots["psnr_out"] is not None and shots["ssim_in"] is not None and shots["ssim_out"] is not None
-    assert shots["flicker_baseline"] == "reference" and shots["change_error"] is not None
+    assert shots["flicker_baseline"] == "reference" and shots["change_error"] is not None and shots["warping_error"] is not None
     assert latest["shots#seg0000"]["psnr_in"] == pytest.approx(shots["psnr_in"])
     info = probe_video(out / "shots.mp4")
     assert (info.frames, info.fps, info.has_audio) == (12, 12.5, False)

@@ -1,0 +1,168 @@
+"""Dense optical flow between two frames, for measuring temporal consistency.
+
+`estimate_flow(target, source)` is coarse-to-fine Lucas–Kanade: on an image pyramid of the
+frames' luminance, from the coarsest level down, the source is warped by the current flow and a
+per-pixel 2×2 least-squares step (over a square window, with a small ridge term so flat regions
+keep the coarser level's estimate; at most a pixel per step) refines it, and a 3×3 median
+removes stray vectors. It handles the small, smooth motions of a camera pan or zoom well (on
+96×96 windows panned 1.3–4.7 px over a photograph the median error is 0.05–0.09 px, tests/
+test_flow.py); it is not a learned flow and will be wrong on large or non-rigid motion, where
+the forward-backward check (`consistent`) masks the pixels out instead.
+
+Frames larger than `FlowConfig.max_side` are estimated on an area-downscaled copy and the flow
+scaled back up: a 1920×1080 pair takes about 1.1 s on one CPU thread (9 s at full size), with a
+median error of 0.17 px on a 2 px shift.
+
+Conventions: frames are C×H×W (or H×W) tensors in [0, 1]; a flow is 2×H×W (dx, dy) in pixels
+and maps target pixels into the source: ``warp(source, flow)(p) = source(p + flow(p))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    levels: int = 4  # pyramid levels (each halves the size; stops before a side falls below 8 px)
+    iterations: int = 4  # Lucas–Kanade steps per level
+    window: int = 7  # side of the square least-squares window (odd)
+    ridge: float = 1e-5  # added to the structure tensor's diagonal (intensities in [0, 1]): damps flat windows
+    max_side: int = 512  # larger frames are estimated on an area-downscaled copy (the flow scaled back up)
+
+    def __post_init__(self) -> None:
+        if self.levels < 1 or self.iterations < 1 or self.window < 1 or self.window % 2 == 0 or self.ridge <= 0 or self.max_side < 16:
+            raise ValueError("FlowConfig needs levels, iterations >= 1, an odd window >= 1, ridge > 0 and max_side >= 16")
+
+
+def _luminance(frame: Tensor) -> Tensor:
+    """1×1×H×W float32 luminance of a C×H×W (C = 1 or 3) or H×W frame."""
+    frame = frame.detach().to(torch.float32)
+    if frame.dim() == 2:
+        frame = frame.unsqueeze(0)
+    if frame.dim() != 3 or frame.shape[0] not in (1, 3):
+        raise ValueError(f"a frame must be H×W, 1×H×W or 3×H×W, got {tuple(frame.shape)}")
+    if frame.shape[0] == 3:
+        weights = torch.tensor(_LUMA, dtype=frame.dtype, device=frame.device).view(3, 1, 1)
+        frame = (frame * weights).sum(0, keepdim=True)
+    return frame.unsqueeze(0)
+
+
+def _pyramid(image: Tensor, levels: int) -> list[Tensor]:
+    """Finest first; each level a 2×2 average of the one above."""
+    pyramid = [image]
+    while len(pyramid) < levels and min(pyramid[-1].shape[-2:]) >= 16:
+        pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+    return pyramid
+
+
+def _gradients(image: Tensor) -> tuple[Tensor, Tensor]:
+    """Central differences (one-sided at the border) along x and y."""
+    padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
+    gx = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]) / 2
+    gy = (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]) / 2
+    return gx, gy
+
+
+def _median3(flow: Tensor) -> Tensor:
+    """3×3 median of each flow component (removes isolated wrong vectors)."""
+    _, channels, height, width = flow.shape
+    patches = F.unfold(F.pad(flow, (1, 1, 1, 1), mode="replicate"), 3)
+    return patches.view(1, channels, 9, height, width).median(dim=2).values
+
+
+def _window_sum(values: Tensor, window: int) -> Tensor:
+    return F.avg_pool2d(values, window, stride=1, padding=window // 2, count_include_pad=False)
+
+
+def _sample_grid(flow: Tensor) -> Tensor:
+    """grid_sample coordinates (N×H×W×2 in [-1, 1], align_corners=True) of p + flow(p)."""
+    _, _, height, width = flow.shape
+    ys = torch.arange(height, dtype=flow.dtype, device=flow.device).view(1, height, 1)
+    xs = torch.arange(width, dtype=flow.dtype, device=flow.device).view(1, 1, width)
+    x = (xs + flow[:, 0]) * (2 / max(width - 1, 1)) - 1
+    y = (ys + flow[:, 1]) * (2 / max(height - 1, 1)) - 1
+    return torch.stack((x, y), dim=-1)
+
+
+def _warp4(image: Tensor, flow: Tensor) -> Tensor:
+    grid = _sample_grid(flow.to(image.dtype))
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def warp(frame: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
+    """(frame sampled at p + flow(p), H×W mask of the pixels whose sample lies inside the frame).
+
+    `frame` is C×H×W or H×W, `flow` 2×H×W; the warped frame has the frame's shape and dtype."""
+    image = frame.unsqueeze(0) if frame.dim() == 3 else frame.view(1, 1, *frame.shape)
+    flow4 = flow.unsqueeze(0).to(torch.float32)
+    warped = _warp4(image.to(torch.float32), flow4).to(frame.dtype).view(frame.shape)
+    height, width = flow.shape[-2:]
+    ys = torch.arange(height, dtype=torch.float32, device=flow.device).view(height, 1)
+    xs = torch.arange(width, dtype=torch.float32, device=flow.device).view(1, width)
+    x, y = xs + flow4[0, 0], ys + flow4[0, 1]
+    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    return warped, inside
+
+
+def estimate_flow(target: Tensor, source: Tensor, config: FlowConfig = FlowConfig()) -> Tensor:
+    """The flow (2×H×W, float32, pixels) with source(p + flow(p)) ≈ target(p)."""
+    if target.shape[-2:] != source.shape[-2:]:
+        raise ValueError(f"frames differ in size: {tuple(target.shape)} and {tuple(source.shape)}")
+    full_size = target.shape[-2:]
+    shrink = max(full_size) / config.max_side
+    target_image, source_image = _luminance(target), _luminance(source)
+    if shrink > 1:
+        size = (max(1, round(full_size[0] / shrink)), max(1, round(full_size[1] / shrink)))
+        target_image = F.interpolate(target_image, size=size, mode="area")
+        source_image = F.interpolate(source_image, size=size, mode="area")
+    flow = _estimate(target_image, source_image, config)
+    if flow.shape[-2:] != full_size:
+        scale = torch.tensor([full_size[1] / flow.shape[-1], full_size[0] / flow.shape[-2]]).view(1, 2, 1, 1)
+        flow = F.interpolate(flow, size=tuple(full_size), mode="bilinear", align_corners=False) * scale
+    return flow[0]
+
+
+def _estimate(target_image: Tensor, source_image: Tensor, config: FlowConfig) -> Tensor:
+    """Coarse-to-fine Lucas–Kanade on 1×1×H×W images; the flow as 1×2×H×W."""
+    targets = _pyramid(target_image, config.levels)
+    sources = _pyramid(source_image, config.levels)
+    flow: Tensor | None = None
+    for target_level, source_level in zip(reversed(targets), reversed(sources)):
+        size = target_level.shape[-2:]
+        if flow is None:
+            flow = target_level.new_zeros(1, 2, *size)
+        else:
+            scale = torch.tensor([size[1] / flow.shape[-1], size[0] / flow.shape[-2]], dtype=flow.dtype).view(1, 2, 1, 1)
+            flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=False) * scale
+        for _ in range(config.iterations):
+            warped = _warp4(source_level, flow)
+            gx, gy = _gradients((warped + target_level) / 2)
+            difference = warped - target_level
+            sxx = _window_sum(gx * gx, config.window) + config.ridge
+            syy = _window_sum(gy * gy, config.window) + config.ridge
+            sxy = _window_sum(gx * gy, config.window)
+            sxt = _window_sum(gx * difference, config.window)
+            syt = _window_sum(gy * difference, config.window)
+            determinant = sxx * syy - sxy * sxy
+            step = torch.cat((-(syy * sxt - sxy * syt), -(sxx * syt - sxy * sxt)), dim=1) / determinant
+            step = step / step.norm(dim=1, keepdim=True).clamp(min=1.0)  # linearisation holds for ~1 px
+            flow = _median3(flow + step)
+    assert flow is not None
+    return flow
+
+
+def consistent(forward: Tensor, backward: Tensor, *, relative: float = 0.01, absolute: float = 0.5) -> Tensor:
+    """H×W mask of the pixels whose flow `backward` (target → source) is undone by `forward`
+    (source → target) where it lands: |b(p) + f(p + b(p))|² < relative·(|b|² + |f|²) + absolute
+    (the forward-backward check of Sundaram et al., 2010). Occluded and mis-tracked pixels fail."""
+    landed, inside = warp(forward, backward)
+    round_trip = (backward + landed).pow(2).sum(0)
+    size = backward.pow(2).sum(0) + landed.pow(2).sum(0)
+    return inside & (round_trip < relative * size + absolute)

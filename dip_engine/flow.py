@@ -5,8 +5,8 @@ frames' luminance, from the coarsest level down, the source is warped by the cur
 per-pixel 2×2 least-squares step (over a square window, with a small ridge term so flat regions
 keep the coarser level's estimate; at most a pixel per step) refines it, and a 3×3 median
 removes stray vectors. It handles the small, smooth motions of a camera pan or zoom well (on
-96×96 windows panned 1.3–4.7 px over a photograph the median error is 0.05–0.09 px, tests/
-test_flow.py); it is not a learned flow and will be wrong on large or non-rigid motion, where
+96×96 windows panned 1.3–4.7 px over three photographs the median error is 0.02–0.03 px, the
+95th percentile at most 0.31 px: tests/test_flow.py); it is not a learned flow and will be wrong on large or non-rigid motion, where
 the forward-backward check (`consistent`) masks the pixels out instead.
 
 Frames larger than `FlowConfig.max_side` are estimated on an area-downscaled copy and the flow
@@ -33,7 +33,7 @@ class FlowConfig:
     levels: int = 4  # pyramid levels (each halves the size; stops before a side falls below 8 px)
     iterations: int = 4  # Lucas–Kanade steps per level
     window: int = 7  # side of the square least-squares window (odd)
-    ridge: float = 1e-5  # added to the structure tensor's diagonal (intensities in [0, 1]): damps flat windows
+    ridge: float = 1e-5  # added to the diagonal of the window-mean structure tensor (intensities in [0, 1]): damps flat windows
     max_side: int = 512  # larger frames are estimated on an area-downscaled copy (the flow scaled back up)
 
     def __post_init__(self) -> None:
@@ -77,7 +77,7 @@ def _median3(flow: Tensor) -> Tensor:
     return patches.view(1, channels, 9, height, width).median(dim=2).values
 
 
-def _window_sum(values: Tensor, window: int) -> Tensor:
+def _window_mean(values: Tensor, window: int) -> Tensor:
     return F.avg_pool2d(values, window, stride=1, padding=window // 2, count_include_pad=False)
 
 
@@ -124,9 +124,14 @@ def estimate_flow(target: Tensor, source: Tensor, config: FlowConfig = FlowConfi
         source_image = F.interpolate(source_image, size=size, mode="area")
     flow = _estimate(target_image, source_image, config)
     if flow.shape[-2:] != full_size:
-        scale = torch.tensor([full_size[1] / flow.shape[-1], full_size[0] / flow.shape[-2]]).view(1, 2, 1, 1)
-        flow = F.interpolate(flow, size=tuple(full_size), mode="bilinear", align_corners=False) * scale
+        flow = _resized(flow, tuple(full_size), (full_size[1] / flow.shape[-1], full_size[0] / flow.shape[-2]))
     return flow[0]
+
+
+def _resized(flow: Tensor, size: tuple[int, int], scale: tuple[float, float]) -> Tensor:
+    """A 1×2×h×w flow resampled to `size`, its (dx, dy) multiplied by `scale`."""
+    resized = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+    return torch.cat((resized[:, :1] * scale[0], resized[:, 1:] * scale[1]), dim=1)
 
 
 def _estimate(target_image: Tensor, source_image: Tensor, config: FlowConfig) -> Tensor:
@@ -139,17 +144,16 @@ def _estimate(target_image: Tensor, source_image: Tensor, config: FlowConfig) ->
         if flow is None:
             flow = target_level.new_zeros(1, 2, *size)
         else:
-            scale = torch.tensor([size[1] / flow.shape[-1], size[0] / flow.shape[-2]], dtype=flow.dtype).view(1, 2, 1, 1)
-            flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=False) * scale
+            flow = _resized(flow, tuple(size), (2.0, 2.0))  # a pyramid step halves coordinates exactly
         for _ in range(config.iterations):
             warped = _warp4(source_level, flow)
             gx, gy = _gradients((warped + target_level) / 2)
             difference = warped - target_level
-            sxx = _window_sum(gx * gx, config.window) + config.ridge
-            syy = _window_sum(gy * gy, config.window) + config.ridge
-            sxy = _window_sum(gx * gy, config.window)
-            sxt = _window_sum(gx * difference, config.window)
-            syt = _window_sum(gy * difference, config.window)
+            sxx = _window_mean(gx * gx, config.window) + config.ridge
+            syy = _window_mean(gy * gy, config.window) + config.ridge
+            sxy = _window_mean(gx * gy, config.window)
+            sxt = _window_mean(gx * difference, config.window)
+            syt = _window_mean(gy * difference, config.window)
             determinant = sxx * syy - sxy * sxy
             step = torch.cat((-(syy * sxt - sxy * syt), -(sxx * syt - sxy * sxt)), dim=1) / determinant
             step = step / step.norm(dim=1, keepdim=True).clamp(min=1.0)  # linearisation holds for ~1 px

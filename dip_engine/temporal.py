@@ -13,10 +13,12 @@ Definitions (all means are over pixels, channels and consecutive frame pairs t�
 * warping_error (reference only) = mean over frame pairs of mean |out_t − W(out_{t−1})| over the
   pixels the reference's motion explains: W warps by the optical flow estimated on the reference
   from t to t−1 (`dip_engine.flow`), and pixels that fail its forward-backward check (occlusions,
-  mis-tracked) or come from outside the frame are left out (the L1 form of Lai et al., 2018).
-  Unlike change_error it does not grow with motion: a restoration that moves exactly like the
-  scene scores about the reference's own figure (interpolation error, ~0.001 on a 96×96 pan),
-  flicker and ghosting score more. A pair where no pixel passes the check (a scene cut) is skipped.
+  mis-tracked), whose warped reference misses the reference by `match_tolerance` or more, or come
+  from outside the frame are left out (the L1 form of Lai et al., 2018). Unlike change_error it
+  does not grow with motion: a restoration that moves exactly like the scene scores about the
+  reference's own figure (interpolation error, ~0.001 on a 96×96 pan); flicker, ghosting and
+  anything that stays in place while the scene moves score more. A pair where the flow explains
+  less than `min_explained` of the pixels (a scene cut) is skipped.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ class TemporalConsistency:
     """Accumulates the figures above one frame at a time (only the previous frame is kept)."""
 
     flow: FlowConfig = field(default_factory=FlowConfig)
+    match_tolerance: float = 0.1  # mean |Δ| over channels of a pixel the reference's flow explains
+    min_explained: float = 0.5  # fewer explained pixels than this fraction: a cut, the pair skipped
     pairs: int = 0
     _out_change: float = 0.0
     _base_change: float = 0.0
     _change_error: float = 0.0
     _warping_error: float = 0.0
-    _warped_pairs: int = 0
+    warped_pairs: int = 0  # the pairs that count towards warping_error
     _has_reference: bool | None = None
     _previous: tuple[Tensor, Tensor | None] | None = None
 
@@ -66,10 +70,12 @@ class TemporalConsistency:
         backward = estimate_flow(reference, last_reference, self.flow)  # frame t's pixels into t−1
         forward = estimate_flow(last_reference, reference, self.flow)
         explained = consistent(forward, backward)
-        if explained.any():
+        warped_reference, _ = warp(last_reference, backward)
+        explained &= (reference - warped_reference).abs().mean(0) < self.match_tolerance
+        if explained.float().mean().item() >= self.min_explained:
             warped, _ = warp(last_out, backward)
             self._warping_error += (output - warped).abs().mean(0)[explained].mean().item()
-            self._warped_pairs += 1
+            self.warped_pairs += 1
 
     @property
     def output_change(self) -> float:
@@ -97,9 +103,9 @@ class TemporalConsistency:
     def warping_error(self) -> float:
         """Mean |out_t − out_{t−1} warped by the reference's flow| over explained pixels; NaN
         without a reference or with no pair of frames the flow explains."""
-        if not self._warped_pairs:
+        if not self.warped_pairs:
             return float("nan")
-        return self._warping_error / self._warped_pairs
+        return self._warping_error / self.warped_pairs
 
     def summary(self) -> dict[str, float | str | None]:
         """The figures for a results record; `flicker_baseline` says what flicker is relative to."""

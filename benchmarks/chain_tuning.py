@@ -11,6 +11,8 @@ astronaut) either cold, frame by frame (`dip_engine.restore`), or as one warm-st
   by the criterion (the default) or run a fixed budget, with and without the temporal term.
 - `sr2-budget`: the same on the 24-frame clip, chains with the task's output average and no
   temporal term at several warm budgets.
+- `denoise-cap`: denoising on the 48-frame clip at several caps of a warm frame's criterion: one
+  chain over all frames, and the second of two segments (frames 24..47, 3 warm-up frames).
 - `seam-denoise`, `seam-sr2`: a segment whose chain starts `overlap` frames early from a short,
   fixed cold start (`ChainConfig.warmup_cold_iterations`), against one chain from frame 0, on the
   frames the segment keeps: how many warm-up frames and cold iterations a seam needs.
@@ -137,6 +139,16 @@ def sr2_budget_jobs(frames: int) -> list[Job]:
     return _cold_jobs("sr2", 24, frames) + [Job(name, "sr2", 24, 0, frames, 0, chain=chain) for name, chain in chains.items()]
 
 
+def denoise_cap_jobs(caps: list[int]) -> list[Job]:
+    """Per warm cap: one chain over the 48-frame clip and the second of two segments of it."""
+    jobs = []
+    for cap in caps:
+        chain = replace(ChainConfig(), warm_max_iterations=cap)
+        jobs.append(Job(f"denoise chain 0-47, warm cap {cap}", "denoise", 48, 0, 48, 0, chain=chain))
+        jobs.append(Job(f"denoise segment 24-47 (overlap 3), warm cap {cap}", "denoise", 48, 21, 48, 24, 3, chain=chain))
+    return jobs
+
+
 def seam_jobs(task: str, clip_frames: int, seam: int, kept: int, chain: ChainConfig, variants: list[tuple[int, int]]) -> list[Job]:
     """One chain from frame 0, and per (overlap, cold iterations) a segment keeping seam..seam+kept−1."""
     stop = seam + kept
@@ -156,6 +168,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per process")
     parser.add_argument("--sr-chain", type=int, default=300, help="fixed warm budget of the seam-sr2 chain")
+    parser.add_argument("--caps", type=int, nargs="+", default=[100, 75, 60], help="warm caps of the denoise-cap group")
     parser.add_argument("--traces", action="store_true")
     parser.add_argument("--cold-cap", type=int, help="lower every cold start's iteration cap (quick checks)")
     args = parser.parse_args()
@@ -165,6 +178,8 @@ def main() -> None:
         jobs += sr2_jobs(args.frames)
     if "sr2-budget" in args.groups:
         jobs += sr2_budget_jobs(args.frames)
+    if "denoise-cap" in args.groups:
+        jobs += denoise_cap_jobs(args.caps)
     if "seam-denoise" in args.groups:
         variants = [(2, 300), (2, 150), (3, 200), (4, 150), (4, 300), (2, 600)]
         jobs += seam_jobs("denoise", 48, 24, 8, ChainConfig(), variants)

@@ -51,6 +51,14 @@ class ChainConfig:
     average 0.99 (37.95 dB; 39.66 with the temporal term) changed little and are left off: a long
     average drags the previous frame's content into a moving scene.
 
+    The cap of a warm frame's iterations is 75: on the 48-frame 96×96 pan of benchmarks/
+    chain_tuning.py (group denoise-cap, RESULTS.md) one chain kept the same quality at caps 100, 75
+    and 60 (36.41, 36.45, 36.39 dB) in 3901, 3670 and 3196 iterations; the criterion stops few
+    frames before 75, so every frame costs about the same, which keeps parallel segments even (a
+    chain starting mid-clip ran 83 iterations a frame under cap 100, 72 under 75); a chain
+    starting mid-clip catches up more slowly under a lower cap (its 24 frames 0.47, 0.71 and 0.90
+    dB below the long chain's).
+
     These defaults are the denoising chain's; `for_task` gives each task kind its own. A segment
     that starts with warm-up frames (`restore_video(warmup=...)`) begins with a short, fixed
     cold start of `warmup_cold_iterations`: on a 96×96 pan (benchmarks/chain_tuning.py,
@@ -58,7 +66,7 @@ class ChainConfig:
     35.51 dB, against 35.09 with 300 and 2 frames and 35.35 with 600 and 2.
     """
 
-    warm_max_iterations: int = 100  # cap for a warm-started frame
+    warm_max_iterations: int = 75  # cap for a warm-started frame
     warm_stopping: StoppingConfig = field(
         default_factory=lambda: StoppingConfig(window=10, patience=20, min_iterations=20, lag=10)
     )

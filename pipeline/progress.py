@@ -75,7 +75,8 @@ def _details(record: dict[str, Any]) -> list[str]:
     if kind == KIND_SEGMENT and isinstance(record.get("start"), int) and isinstance(record.get("stop"), int):
         details.append(f"frames {record['start']}-{record['stop'] - 1}")
     if kind == KIND_VIDEO:
-        details.append(f"video of {record.get('frames')} frames in {record.get('segments')} segments")
+        segments = record.get("segments")
+        details.append(f"video of {record.get('frames')} frames in {segments} segment{'' if segments == 1 else 's'}")
     if record.get("psnr_out") is not None:
         details.append(psnr_text(record))
     if kind == KIND_VIDEO:

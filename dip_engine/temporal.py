@@ -34,6 +34,7 @@ from dip_engine.flow import FlowConfig, consistent, estimate_flow, warp
 class TemporalConsistency:
     """Accumulates the figures above one frame at a time (only the previous frame is kept)."""
 
+    warping: bool = True  # measure warping_error (two flow estimates per pair with a reference)
     flow: FlowConfig = field(default_factory=FlowConfig)
     match_tolerance: float = 0.1  # mean |Δ| over channels of a pixel the reference's flow explains
     min_explained: float = 0.5  # fewer explained pixels than this fraction: a cut, the pair skipped
@@ -62,7 +63,8 @@ class TemporalConsistency:
                 self._base_change += base_delta.abs().mean().item()
                 if self._has_reference:
                     self._change_error += (out_delta - base_delta).abs().mean().item()
-                    self._add_warping_error(output, last_out, baseline, last_base)
+                    if self.warping:
+                        self._add_warping_error(output, last_out, baseline, last_base)
             self.pairs += 1
         self._previous = (output, baseline)
 
@@ -102,7 +104,7 @@ class TemporalConsistency:
     @property
     def warping_error(self) -> float:
         """Mean |out_t − out_{t−1} warped by the reference's flow| over explained pixels; NaN
-        without a reference or with no pair of frames the flow explains."""
+        without a reference, with `warping` off, or with no pair of frames the flow explains."""
         if not self.warped_pairs:
             return float("nan")
         return self._warping_error / self.warped_pairs

@@ -77,7 +77,7 @@ def _run(unit: AssemblyUnit, out_dir: Path, worker: str, attempt: int, started: 
     height, width = source.height * scale, source.width * scale
     has_reference = row.reference is not None
     audio = row.input if source.kind == "video" and source.has_audio else None
-    consistency = TemporalConsistency()
+    consistency = TemporalConsistency(warping=unit.warping_error)
     export_to = frames_folder(unit.output) if unit.frames_format else None
     with ExitStack() as stack:
         baselines = stack.enter_context(closing(iter_sequence(row.reference if has_reference else row.input)))

@@ -66,6 +66,7 @@ class RunOptions:
     segment_frames: int = 48  # frames kept per video segment; 0 = each video one chain
     overlap: int = 3  # frames that only warm a segment's chain up (see pipeline.segments)
     frames_format: FramesFormat | None = None  # also write videos' restored frames as images
+    warping_error: bool = True  # measure videos' warping error against their reference (optical flow)
     segment_processor: Processor = process_segment  # what a worker does with a video segment
     assembler: Processor = assemble_video  # what a worker does with a video whose segments are done
     shard: Shard | None = None  # run only this shard of the rows; its ledger lines go to its own file
@@ -313,7 +314,7 @@ def execute(
     skipped = len(plan.skipped) + plan.segments_done
     progress = Progress(total=plan.unit_count + skipped, skipped=skipped)
     records = progress.records
-    book = VideoBook(plan.videos, options.frames_format)
+    book = VideoBook(plan.videos, options.frames_format, options.warping_error)
     queue: deque[tuple[Unit, int]] = deque((unit, 1) for unit in plan.units)
     processors = Processors(options.processor, options.segment_processor, options.assembler)
     pool: Any = InProcessPool(processors, plan.cpus_per_worker) if options.in_process else _Pool(plan, processors)

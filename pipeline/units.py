@@ -83,6 +83,7 @@ class AssemblyUnit:
     segments: tuple[Segment, ...]
     segment_records: tuple[dict[str, Any], ...]  # the segments' done records, in order
     frames_format: FramesFormat | None = None  # also write the restored frames as images
+    warping_error: bool = True  # measure the warping error against the reference (optical flow)
 
     @property
     def id(self) -> str:

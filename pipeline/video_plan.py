@@ -105,9 +105,10 @@ def _finished(record: Mapping[str, Any], segment: Segment, out_dir: Path, row_id
 class VideoBook:
     """The driver's view of the videos of a run: which segments are done, which videos failed."""
 
-    def __init__(self, jobs: list[VideoJob], frames_format: FramesFormat | None = None) -> None:
+    def __init__(self, jobs: list[VideoJob], frames_format: FramesFormat | None = None, warping_error: bool = True) -> None:
         self.jobs = {job.row.id: job for job in jobs}
         self.frames_format = frames_format
+        self.warping_error = warping_error
         self.records: dict[str, dict[int, dict[str, Any]]] = {job.row.id: dict(job.done) for job in jobs}
         self.failed: set[str] = set()
 
@@ -152,4 +153,5 @@ class VideoBook:
             segments=job.segments,
             segment_records=tuple(records[segment.index] for segment in job.segments),
             frames_format=self.frames_format,
+            warping_error=self.warping_error,
         )

@@ -3,6 +3,8 @@ error of dip_engine.temporal that it feeds."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -66,12 +68,15 @@ def test_warping_error_follows_the_scene_not_the_frame() -> None:
     assert perfect.summary()["warping_error"] == perfect.warping_error
 
 
-def test_warping_error_needs_a_reference() -> None:
+def test_warping_error_needs_a_reference_and_can_be_skipped() -> None:
     clip = moved("coffee", (0.0, 1.0), frames=3)
     against_input = TemporalConsistency()
+    skipped = TemporalConsistency(warping=False)
     for frame in clip:
         against_input.add(frame, frame, is_reference=False)
-    assert against_input.warping_error != against_input.warping_error  # NaN
+        skipped.add(frame, frame)
+    assert math.isnan(against_input.warping_error)
+    assert math.isnan(skipped.warping_error) and skipped.change_error == 0.0 and skipped.warped_pairs == 0
 
 
 def test_large_frames_are_estimated_downscaled() -> None:

@@ -384,6 +384,18 @@ def invoke(*args: Any) -> Any:
     return result
 
 
+def test_warping_error_can_be_left_out(tmp_path: Path, ray_local: Any) -> None:
+    clean = (clean_clip(4) * 255).round() / 255
+    write_frames(tmp_path / "noisy", noisy(clean, seed=2))
+    write_frames(tmp_path / "clean", clean)
+    path = manifest(tmp_path, "id,task,input,reference,fps", "shots,denoise,noisy,clean,10")
+    out = tmp_path / "out"
+    summary = run(parse_manifest(path), RunOptions(out_dir=out, workers=1, segment_frames=0, warping_error=False, segment_processor=fast_segment))
+    assert summary.succeeded, summary.records
+    video = {line["id"]: line for line in ledger_lines(out)}["shots"]
+    assert video["warping_error"] is None and video["change_error"] is not None and video["flicker_baseline"] == "reference"
+
+
 def test_validate_and_dry_run_count_videos_segments_and_frames(tmp_path: Path, ray_local: Any) -> None:
     write_video(tmp_path / "clip.mkv", noisy(clean_clip(7)))
     write_frames(tmp_path / "frames", clean_clip(5))

@@ -144,7 +144,7 @@ def _estimate(target_image: Tensor, source_image: Tensor, config: FlowConfig) ->
         if flow is None:
             flow = target_level.new_zeros(1, 2, *size)
         else:
-            flow = _resized(flow, tuple(size), (2.0, 2.0))  # a pyramid step halves coordinates exactly
+            flow = _resized(flow, tuple(size), (2.0, 2.0))  # a pyramid step halves coordinates (odd sides lose a pixel)
         for _ in range(config.iterations):
             warped = _warp4(source_level, flow)
             gx, gy = _gradients((warped + target_level) / 2)

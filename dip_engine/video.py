@@ -62,8 +62,9 @@ class ChainConfig:
     These defaults are the denoising chain's; `for_task` gives each task kind its own. A segment
     that starts with warm-up frames (`restore_video(warmup=...)`) begins with a short, fixed
     cold start of `warmup_cold_iterations`: on a 96×96 pan (benchmarks/chain_tuning.py,
-    RESULTS.md) 200 iterations and 3 warm-up frames kept the first 8 frames after a seam at
-    35.51 dB, against 35.09 with 300 and 2 frames and 35.35 with 600 and 2.
+    RESULTS.md; with the earlier warm cap of 100) 200 iterations and 3 warm-up frames kept the
+    first 8 frames after a seam at 35.51 dB, against 35.09 with 300 and 2 frames and 35.35 with
+    600 and 2.
     """
 
     warm_max_iterations: int = 75  # cap for a warm-started frame
@@ -95,7 +96,7 @@ class ChainConfig:
         Super-resolution has no noise to over-fit and gains detail for as long as it runs: its
         warm frames run a fixed 250 iterations with the task's 0.99 output average and no
         temporal term. On 16 frames of a 96×96 ×2 pan this matched cold starts (41.96 against
-        42.00 dB) in 0.21× their iterations, where the denoising defaults lost 1.2 dB (warm frames
+        42.00 dB) in 0.21× their iterations, where the denoising defaults of then (cap 100) lost 1.2 dB (warm frames
         stop after ~80 iterations; the temporal term ties moving detail to where it was). Measured
         at ×2, used for every factor. Other kinds use the denoising defaults.
         """

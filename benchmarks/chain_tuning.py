@@ -143,7 +143,7 @@ def denoise_cap_jobs(caps: list[int]) -> list[Job]:
     """Per warm cap: one chain over the 48-frame clip and the second of two segments of it."""
     jobs = []
     for cap in caps:
-        chain = replace(ChainConfig(), warm_max_iterations=cap)
+        chain = ChainConfig(warm_max_iterations=cap)
         jobs.append(Job(f"denoise chain 0-47, warm cap {cap}", "denoise", 48, 0, 48, 0, chain=chain))
         jobs.append(Job(f"denoise segment 24-47 (overlap 3), warm cap {cap}", "denoise", 48, 21, 48, 24, 3, chain=chain))
     return jobs

@@ -81,19 +81,23 @@ def _window_mean(values: Tensor, window: int) -> Tensor:
     return F.avg_pool2d(values, window, stride=1, padding=window // 2, count_include_pad=False)
 
 
-def _sample_grid(flow: Tensor) -> Tensor:
-    """grid_sample coordinates (N×H×W×2 in [-1, 1], align_corners=True) of p + flow(p)."""
+def _sample_points(flow: Tensor) -> tuple[Tensor, Tensor]:
+    """Pixel coordinates (x, y), each N×H×W, of p + flow(p) for an N×2×H×W flow."""
     _, _, height, width = flow.shape
     ys = torch.arange(height, dtype=flow.dtype, device=flow.device).view(1, height, 1)
     xs = torch.arange(width, dtype=flow.dtype, device=flow.device).view(1, 1, width)
-    x = (xs + flow[:, 0]) * (2 / max(width - 1, 1)) - 1
-    y = (ys + flow[:, 1]) * (2 / max(height - 1, 1)) - 1
-    return torch.stack((x, y), dim=-1)
+    return xs + flow[:, 0], ys + flow[:, 1]
+
+
+def _sample(image: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """`image` (N×C×H×W) bilinearly sampled at pixel coordinates x, y (border values outside)."""
+    height, width = image.shape[-2:]
+    grid = torch.stack((x * (2 / max(width - 1, 1)) - 1, y * (2 / max(height - 1, 1)) - 1), dim=-1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def _warp4(image: Tensor, flow: Tensor) -> Tensor:
-    grid = _sample_grid(flow.to(image.dtype))
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return _sample(image, *_sample_points(flow.to(image.dtype)))
 
 
 def warp(frame: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
@@ -101,13 +105,10 @@ def warp(frame: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
 
     `frame` is C×H×W or H×W, `flow` 2×H×W; the warped frame has the frame's shape and dtype."""
     image = frame.unsqueeze(0) if frame.dim() == 3 else frame.view(1, 1, *frame.shape)
-    flow4 = flow.unsqueeze(0).to(torch.float32)
-    warped = _warp4(image.to(torch.float32), flow4).to(frame.dtype).view(frame.shape)
+    x, y = _sample_points(flow.unsqueeze(0).to(torch.float32))
+    warped = _sample(image.to(torch.float32), x, y).to(frame.dtype).view(frame.shape)
     height, width = flow.shape[-2:]
-    ys = torch.arange(height, dtype=torch.float32, device=flow.device).view(height, 1)
-    xs = torch.arange(width, dtype=torch.float32, device=flow.device).view(1, width)
-    x, y = xs + flow4[0, 0], ys + flow4[0, 1]
-    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    inside = (x[0] >= 0) & (x[0] <= width - 1) & (y[0] >= 0) & (y[0] <= height - 1)
     return warped, inside
 
 

@@ -13,6 +13,9 @@ astronaut) either cold, frame by frame (`dip_engine.restore`), or as one warm-st
   temporal term at several warm budgets.
 - `denoise-cap`: denoising on the 48-frame clip at several caps of a warm frame's criterion: one
   chain over all frames, and the second of two segments (frames 24..47, 3 warm-up frames).
+- `inpaint`: inpainting of a clean clip with a burnt-in caption (a text mask fixed over all
+  frames), frames 0..F−1: cold starts against chains with the denoising chain's settings (what
+  inpainting chains ran before they had their own) and with the task's (`ChainConfig.for_task`).
 - `seam-denoise`, `seam-sr2`: a segment whose chain starts `overlap` frames early from a short,
   fixed cold start (`ChainConfig.warmup_cold_iterations`), against one chain from frame 0, on the
   frames the segment keeps: how many warm-up frames and cold iterations a seam needs.
@@ -36,6 +39,7 @@ import torch
 from clips import degrade, make_clip
 from dip_engine import get_task, psnr, restore
 from dip_engine.config import Performance, StoppingConfig
+from dip_engine.synthetic import text_mask
 from dip_engine.video import ChainConfig, restore_video
 
 SPEED = Performance(amp=True, channels_last=True)
@@ -64,17 +68,19 @@ class FrameRow:
     trace: dict[int, float]
 
 
-def _config(task: str, cold_cap: int | None):
-    fit = get_task(task).config.fit
-    fit = replace(fit, performance=SPEED, max_iterations=min(cold_cap or fit.max_iterations, fit.max_iterations))
-    return replace(get_task(task).config, fit=fit)
+def _config(task: str, cold_cap: int | None, mask: torch.Tensor | None):
+    preset = get_task(task).config_for(mask=mask)
+    fit = replace(preset.fit, performance=SPEED, max_iterations=min(cold_cap or preset.fit.max_iterations, preset.fit.max_iterations))
+    return replace(preset, fit=fit)
 
 
 def run_job(job: Job, size: int, device: str, threads: int, cold_cap: int | None) -> tuple[Job, list[FrameRow], float]:
     torch.set_num_threads(threads)
     clean = make_clip(job.clip_frames, size)
-    observed = degrade(job.task, clean, seed=0)
-    config = _config(job.task, cold_cap)
+    mask = text_mask(size, size, torch.Generator().manual_seed(0)) if get_task(job.task).kind == "inpaint" else None
+    observed = clean * mask if mask is not None else degrade(job.task, clean, seed=0)
+    inputs = {} if mask is None else {"mask": mask}
+    config = _config(job.task, cold_cap, mask)
     started = time.perf_counter()
     rows = []
 
@@ -83,12 +89,13 @@ def run_job(job: Job, size: int, device: str, threads: int, cold_cap: int | None
 
     if job.cold:
         for index in range(job.first, job.stop):
-            result = restore(observed[index], job.task, config=config, device=device, reference=clean[index])
+            result = restore(observed[index], job.task, config=config, device=device, reference=clean[index], **inputs)
             rows.append(FrameRow(index, True, result.iterations, psnr(result.image, clean[index]), trace_of(result.history)))
     else:
         frames = iter(observed[job.first : job.stop])
         references = iter(clean[job.first : job.stop])
-        chain = restore_video(frames, job.task, config=config, chain=job.chain, device=device, references=references, warmup=job.warmup)
+        chain = restore_video(frames, job.task, config=config, chain=job.chain, device=device, references=references,
+                              warmup=job.warmup, masks=mask)
         for frame in chain:
             index = job.first + frame.index
             r = frame.restoration
@@ -139,6 +146,17 @@ def sr2_budget_jobs(frames: int) -> list[Job]:
     return _cold_jobs("sr2", 24, frames) + [Job(name, "sr2", 24, 0, frames, 0, chain=chain) for name, chain in chains.items()]
 
 
+def inpaint_jobs(frames: int) -> list[Job]:
+    """Frames 0..frames−1 of a clip of that length: cold starts, the denoising chain's settings, the task's."""
+    task = ChainConfig.for_task(get_task("inpaint"))
+    chains = {
+        "inpaint chain, denoising settings": ChainConfig(),
+        "inpaint chain, task settings": task,
+        "inpaint chain, task settings, tolerance 4e-4": replace(task, warm_stopping=replace(task.warm_stopping, converge_tolerance=4e-4)),
+    }
+    return _cold_jobs("inpaint", frames, frames) + [Job(name, "inpaint", frames, 0, frames, 0, chain=chain) for name, chain in chains.items()]
+
+
 def denoise_cap_jobs(caps: list[int]) -> list[Job]:
     """Per warm cap: one chain over the 48-frame clip and the second of two segments of it."""
     jobs = []
@@ -162,7 +180,7 @@ def seam_jobs(task: str, clip_frames: int, seam: int, kept: int, chain: ChainCon
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--groups", nargs="+", default=["sr2", "seam-denoise", "seam-sr2"])
-    parser.add_argument("--frames", type=int, default=8, help="frames of the sr2 group")
+    parser.add_argument("--frames", type=int, default=8, help="frames of the sr2 and inpaint groups")
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--processes", type=int, default=2)
@@ -178,6 +196,8 @@ def main() -> None:
         jobs += sr2_jobs(args.frames)
     if "sr2-budget" in args.groups:
         jobs += sr2_budget_jobs(args.frames)
+    if "inpaint" in args.groups:
+        jobs += inpaint_jobs(args.frames)
     if "denoise-cap" in args.groups:
         jobs += denoise_cap_jobs(args.caps)
     if "seam-denoise" in args.groups:

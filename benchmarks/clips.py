@@ -9,6 +9,8 @@ from dip_engine import get_task
 from dip_engine.operators import SuperResolution
 from dip_engine.synthetic import camera_clip
 
+SIGMA = 25 / 255  # the noise of the denoising clip
+
 
 def make_clip(frames: int, size: int) -> torch.Tensor:
     """(frames, 3, size, size): a slow pan (0.4, 1.2 px per frame) and zoom-in over the astronaut."""
@@ -22,4 +24,4 @@ def degrade(task: str, clean: torch.Tensor, seed: int) -> torch.Tensor:
     if get_task(task).kind == "sr":
         operator = SuperResolution(get_task(task).scale or 2)
         return torch.stack([operator.degrade(frame.unsqueeze(0), generator)[0] for frame in clean]).clamp(0, 1)
-    return (clean + 25 / 255 * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+    return (clean + SIGMA * torch.randn(clean.shape, generator=generator)).clamp(0, 1)

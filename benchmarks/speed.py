@@ -36,56 +36,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from dip_engine import Performance, StoppingConfig, fit, fit_batch, get_task
 from dip_engine.restore import prepare
 
-# ----- the published recipe, written out -----------------------------------------------------
+from published import published_skip  # benchmarks/ is run as a folder of scripts
 
-
-def _conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Module:
-    """Reflection padding then an unpadded convolution, as the published `conv(..., pad='reflection')`."""
-    layers: list[nn.Module] = []
-    if kernel > 1:
-        layers.append(nn.ReflectionPad2d((kernel - 1) // 2))
-    layers.append(nn.Conv2d(in_channels, out_channels, kernel, stride, padding=0))
-    return nn.Sequential(*layers)
-
-
-class _Concat(nn.Module):
-    def __init__(self, *branches: nn.Module) -> None:
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([branch(x) for branch in self.branches], dim=1)
-
-
-def published_skip(in_channels: int = 32, out_channels: int = 3, down: int = 128, up: int = 128, skip: int = 4, levels: int = 5) -> nn.Module:
-    """The published `skip(...)` generator of the denoising notebook, level by level."""
-    model = nn.Sequential()
-    current = model
-    depth = in_channels
-    for level in range(levels):
-        deeper = nn.Sequential()
-        shortcut = nn.Sequential(_conv(depth, skip, 1), nn.BatchNorm2d(skip), nn.LeakyReLU(0.2, inplace=True))
-        current.append(_Concat(shortcut, deeper))
-        below = up if level < levels - 1 else down
-        current.append(nn.BatchNorm2d(skip + below))
-        deeper.append(_conv(depth, down, 3, stride=2))
-        deeper.extend([nn.BatchNorm2d(down), nn.LeakyReLU(0.2, inplace=True), _conv(down, down, 3), nn.BatchNorm2d(down), nn.LeakyReLU(0.2, inplace=True)])
-        inner = nn.Sequential()
-        if level < levels - 1:
-            deeper.append(inner)
-        deeper.append(nn.Upsample(scale_factor=2, mode="bilinear"))
-        current.extend([_conv(skip + below, up, 3), nn.BatchNorm2d(up), nn.LeakyReLU(0.2, inplace=True)])
-        current.extend([_conv(up, up, 1), nn.BatchNorm2d(up), nn.LeakyReLU(0.2, inplace=True)])
-        depth = down
-        current = inner
-    model.extend([_conv(up, out_channels, 1), nn.Sigmoid()])
-    return model
+# ----- the published recipe's step (its generator is in benchmarks/published.py) -------------
 
 
 class PublishedStep:

@@ -15,7 +15,9 @@ decimation by 2 (sr2). On the same clip, in one run:
 (c) the chain split into 2 segments with the pipeline's segmentation (`pipeline.segments`:
     each segment's chain starts with a short cold fit and `--overlap` warm-up frames, the
     second's just before it, the first's its own next frames in reverse), one per worker, in
-    parallel.
+    parallel;
+(d) denoising only: CBM3D frame by frame given the true σ (benchmarks/classical.py), the
+    classical method a user would pick instead, on the driver.
 
 Every variant uses the pipeline's speed settings for the device (`performance_for`: bf16
 autocast and channels_last on CPUs with bf16) and the task's chain settings
@@ -45,7 +47,8 @@ from dataclasses import dataclass, replace
 import ray
 import torch
 
-from clips import degrade, make_clip
+from classical import cbm3d
+from clips import SIGMA, degrade, make_clip
 from dip_engine import RestoreConfig, get_task, psnr, restore
 from dip_engine.step import performance_for
 from dip_engine.tasks import with_performance
@@ -157,6 +160,13 @@ def run_task(
             f"{sum(o.iterations for o in part)} iterations in {sum(o.seconds for o in part):.0f} s" for part in parts
         )
         yield row
+    if "d" in variants and get_task(task).kind == "denoise":
+        started = time.perf_counter()
+        frames = []
+        for index in range(count):
+            estimate, seconds = cbm3d(observed[index], SIGMA)
+            frames.append(FrameOutcome(index, estimate, 0, seconds, True))
+        yield summarise("(d) CBM3D per frame, true σ", frames, clean, time.perf_counter() - started, 1)
     if "a" not in variants:
         return
     # (a) cold starts, frames dealt round-robin over the workers
@@ -206,7 +216,7 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=3, help="warm-up frames of each segment (the pipeline's --overlap)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu: one thread per worker; cuda: two workers share GPU 0")
-    parser.add_argument("--variants", default="abc", help="which of (a), (b), (c) to run, e.g. bc")
+    parser.add_argument("--variants", default="abcd", help="which of (a), (b), (c), (d) to run, e.g. bc")
     parser.add_argument("--cold-frames", type=int, default=10**9, help="(a) on N frames only")
     parser.add_argument("--cold-from", type=int, default=0, help="(a) from this frame on")
     parser.add_argument("--chain-options", action="store_true", help="instead: (b) with each option of CHAIN_OPTIONS")

@@ -24,12 +24,11 @@ import torch
 from torch import Tensor
 
 from dip_engine.config import FitConfig, NetConfig
-from dip_engine.fit import Callback, OutputAverage, Problem, autocast_context, fit, initial_code, padded_layout
-from dip_engine.functional import psnr
+from dip_engine.fit import Callback, OutputAverage, Problem, autocast_context, fit, initial_code, padded_layout, returned_image, rule_for, trace_psnr
 from dip_engine.nets import Generator, build_generator, split_state, stack_states
 from dip_engine.result import History, Restoration
 from dip_engine.step import CompiledSteps, StepKey, batch_step_loss, set_cuda_switches
-from dip_engine.stopping import FixedBudget, WindowedVariance, make_criterion
+from dip_engine.stopping import Criterion, Rule
 
 
 @dataclass
@@ -41,7 +40,8 @@ class _Track:
     code: Tensor  # (1, c_in, H_padded, W_padded)
     noise: torch.Generator
     average: OutputAverage
-    criterion: WindowedVariance | FixedBudget
+    rule: Rule
+    criterion: Criterion
     reference: Tensor | None
     history: History = field(default_factory=History)
     last_good_loss: float = math.inf
@@ -123,6 +123,9 @@ def fit_batch(
     crop = (top, left, height, width)
     performance = fit_config.performance
 
+    operators = [problem.operator.to(device) for problem in problems]
+    observations = [problem.observation.to(device) for problem in problems]
+    rules = [rule_for(problem, fit_config) for problem in problems]
     tracks = [
         _Track(
             index=k,
@@ -130,8 +133,10 @@ def fit_batch(
             code=initial_code(problem, net_config, seed, device),
             noise=torch.Generator(device=device).manual_seed(seed + 1),
             average=OutputAverage(fit_config.average, None),
-            criterion=make_criterion(fit_config.stopping, fit_config.keep_lag),
+            rule=rules[k],
+            criterion=rules[k].criterion(fit_config, None if operators[k].known is None else 1 - operators[k].known),
             reference=None if refs[k] is None else refs[k].to(device),
+            history=History(rule=rules[k].kind, noise_sigma=rules[k].noise_sigma, keep_known=rules[k].keep_known),
         )
         for k, (problem, seed) in enumerate(zip(problems, seeds))
     ]
@@ -147,8 +152,6 @@ def fit_batch(
     set_cuda_switches(device, performance)
     autocast, use_scaler = autocast_context(device, performance)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    operators = [problem.operator.to(device) for problem in problems]
-    observations = [problem.observation.to(device) for problem in problems]
     spike = fit_config.guard.spike_factor if fit_config.guard.enabled else math.inf
 
     compiled = (steps or CompiledSteps()) if performance.compile else None
@@ -210,16 +213,16 @@ def fit_batch(
                 continue
             raw = raw_all[position : position + 1]
             track.average.add(raw)
-            image = track.average.value() if fit_config.return_average and fit_config.average > 0 else raw
+            image = returned_image(raw, track.average, fit_config, track.rule, operators[track.index], observations[track.index])
             track.image = image
-            track.history.criterion.append(track.criterion.observe(raw))
+            track.history.criterion.append(track.criterion.observe(raw, image))
             if track.criterion.keep_now:
                 track.kept, track.kept_iteration = image.clone(), iteration
             if track.reference is not None:
-                track.history.psnr.append(psnr(image, track.reference))
+                trace_psnr(track.history, track.reference, raw, track.average, fit_config, track.rule, operators[track.index], observations[track.index])
             track.iterations = iteration
             if track.criterion.should_stop():
-                track.stop_reason = "early_stop"
+                track.stop_reason = track.rule.stop_reason
                 running.remove(track.index)
         if callback is not None:
             callback(iteration, raw_all, net)

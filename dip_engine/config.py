@@ -15,7 +15,7 @@ Activation = Literal["leaky_relu", "relu", "elu", "none"]
 Norm = Literal["batch", "instance", "none"]
 Padding = Literal["reflection", "zero"]
 InputKind = Literal["noise", "meshgrid"]
-StoppingKind = Literal["variance", "fixed"]
+StoppingKind = Literal["variance", "converged", "auto", "fixed"]
 
 
 def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
@@ -84,13 +84,22 @@ class StoppingConfig:
     `variance` is the ES-WMV criterion (Wang et al., "Early stopping for deep image prior", 2023):
     the mean per-pixel variance of the last `window` raw outputs; the fit stops when it has not
     reached a new minimum for `patience` iterations, and the image kept is the one at that minimum.
-    Measured on the published denoising recipe, a patience of 200 stops at the PSNR peak where the
-    paper's 1000 over-runs it (../shared/FINDINGS.md). `fixed` runs to `max_iterations`.
+    It finds the moment a fit turns from the image to the noise, so it is the rule of tasks whose
+    input is noisy (denoising). The variance minimum marks where the raw outputs are best; the
+    exponential average of outputs lags them, so the averaged image is kept `lag` iterations after
+    the minimum (by default 2/(1 − average)).
 
-    The variance minimum marks where the raw outputs are best; the exponential average of outputs
-    lags them, so the averaged image is kept `lag` iterations after the minimum. By default the lag
-    is 2/(1 − average), 200 for the published 0.99: measured on 64² and 128² astronaut crops with
-    σ = 25, the average peaked 220-260 iterations after the variance minimum.
+    `converged` is the rule of inputs without noise to over-fit (inpainting, super-resolution and
+    flash/no-flash of a clean input), whose image only gets better the longer the fit runs: every
+    `converge_every` iterations the returned image (over the pixels the fit restores) is compared
+    with the one `converge_every` iterations earlier, and the fit stops once the RMS change has
+    stayed below `converge_tolerance` for `converge_checks` comparisons in a row; the last image is
+    kept. It never stops at a variance minimum.
+
+    `auto` picks one of the two per input: `variance` when the observation's estimated noise level
+    (`dip_engine.noise.estimate_noise_sigma`, on its known pixels) is above `noise_threshold`, else
+    `converged`. `fixed` runs to `max_iterations`. The measurements behind the defaults are in
+    benchmarks/RESULTS.md.
     """
 
     kind: StoppingKind = "variance"
@@ -98,13 +107,19 @@ class StoppingConfig:
     patience: int = 200
     min_iterations: int = 0  # no stop before this many iterations
     lag: int | None = None  # None: 2/(1 − average) when the average is returned, else 0
+    converge_every: int = 100  # iterations between two compared images (converged)
+    converge_tolerance: float = 1e-3  # RMS change of the restored pixels (in [0, 1] units) that counts as still
+    converge_checks: int = 3  # comparisons in a row below the tolerance before stopping
+    noise_threshold: float = 0.05  # auto: noise σ (in [0, 1] units) above which the input is noisy
 
     def __post_init__(self) -> None:
-        _check_choice("stopping kind", self.kind, ("variance", "fixed"))
+        _check_choice("stopping kind", self.kind, ("variance", "converged", "auto", "fixed"))
         if self.window < 2 or self.patience < 1 or self.min_iterations < 0:
             raise ValueError("stopping needs window >= 2, patience >= 1 and min_iterations >= 0")
         if self.lag is not None and self.lag < 0:
             raise ValueError(f"lag={self.lag} must be >= 0")
+        if self.converge_every < 1 or self.converge_checks < 1 or self.converge_tolerance <= 0 or self.noise_threshold < 0:
+            raise ValueError("stopping needs converge_every, converge_checks >= 1, converge_tolerance > 0 and noise_threshold >= 0")
 
 
 @dataclass(frozen=True)
@@ -146,6 +161,9 @@ class FitConfig:
     reg_noise_std: float = 1.0 / 30.0  # std of the fresh noise added to z at each iteration
     average: float = 0.99  # exponential averaging weight of the outputs; 0 disables it
     return_average: bool = True  # return the averaged output (else the raw one)
+    # Inpainting of a clean input: return the given pixels where the mask is 1 and the restoration
+    # only where it is 0 (not applied when the stopping rule judged the input noisy).
+    keep_known: bool = False
     stopping: StoppingConfig = field(default_factory=StoppingConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
     performance: Performance = field(default_factory=Performance)

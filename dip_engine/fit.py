@@ -24,7 +24,7 @@ from dip_engine.nets import build_generator, input_code, padded_size
 from dip_engine.operators import Operator
 from dip_engine.result import FitState, History, Restoration
 from dip_engine.step import CompiledSteps, StepKey, autocast_dtype, set_cuda_switches, step_loss
-from dip_engine.stopping import make_criterion
+from dip_engine.stopping import Rule, choose_rule
 
 # Called after every iteration with (iteration, image, generator); may inspect or poison the weights.
 Callback = Callable[[int, Tensor, torch.nn.Module], None]
@@ -106,6 +106,41 @@ class OutputAverage:
         return None if self._sum is None else self._sum / self._mass
 
 
+def put_back_known(image: Tensor, rule: Rule, operator: Operator, observation: Tensor) -> Tensor:
+    """`image` with the observation's given pixels put back where the rule keeps them."""
+    if not rule.keep_known or operator.known is None:
+        return image
+    mask = operator.known.to(dtype=image.dtype)
+    return observation * mask + image * (1 - mask)
+
+
+def returned_image(raw: Tensor, average: OutputAverage, fit_config: FitConfig, rule: Rule, operator: Operator,
+                   observation: Tensor) -> Tensor:
+    """The image a fit returns at this iteration: the output average (or the raw output), with
+    the given pixels put back where the rule keeps them."""
+    image = average.value() if fit_config.return_average and fit_config.average > 0 else raw
+    assert image is not None
+    return put_back_known(image, rule, operator, observation)
+
+
+def trace_psnr(history: History, reference: Tensor, raw: Tensor, average: OutputAverage, fit_config: FitConfig,
+               rule: Rule, operator: Operator, observation: Tensor) -> None:
+    """Append this iteration's PSNR figures to `history`: of the returned image, of the raw output
+    (given pixels put back alike) and, where pixels are put back, of the network's own image."""
+    network = average.value() if fit_config.return_average and fit_config.average > 0 else raw
+    assert network is not None
+    history.psnr.append(psnr(put_back_known(network, rule, operator, observation), reference))
+    history.raw_psnr.append(psnr(put_back_known(raw, rule, operator, observation), reference))
+    if rule.keep_known:
+        history.network_psnr.append(psnr(network, reference))
+
+
+def rule_for(problem: Problem, fit_config: FitConfig) -> Rule:
+    """The stopping rule of `problem` (see `dip_engine.stopping.choose_rule`)."""
+    known = problem.operator.known
+    return choose_rule(fit_config, problem.observation, None if known is None else known.to(problem.observation.device))
+
+
 def fit(
     problem: Problem,
     net_config: NetConfig,
@@ -157,8 +192,10 @@ def fit(
     anchor_weight = None if problem.anchor_weight is None else problem.anchor_weight.to(device)
     noise = torch.Generator(device=device).manual_seed(seed + 1)
     guard = DivergenceGuard(fit_config.guard, net, optimizer)
-    criterion = make_criterion(fit_config.stopping, fit_config.keep_lag)
-    history = History()
+    rule = rule_for(problem, fit_config)
+    known = operator.known
+    criterion = rule.criterion(fit_config, None if known is None else 1 - known)
+    history = History(rule=rule.kind, noise_sigma=rule.noise_sigma, keep_known=rule.keep_known)
     carried = None if initial_state is None or initial_state.average is None else initial_state.average.to(device)
     average = OutputAverage(fit_config.average, carried)
     kept: Tensor | None = None
@@ -181,6 +218,9 @@ def fit(
             history.criterion.append(math.nan)
             if reference is not None:
                 history.psnr.append(math.nan)
+                history.raw_psnr.append(math.nan)
+                if rule.keep_known:
+                    history.network_psnr.append(math.nan)
             if guard.exhausted:
                 stop_reason = "diverged"
                 history.events.append({"event": "diverged", "iteration": iteration, "loss": loss_value})
@@ -196,16 +236,16 @@ def fit(
 
         raw = output.detach()
         average.add(raw)
-        image = average.value() if fit_config.return_average and fit_config.average > 0 else raw
-        history.criterion.append(criterion.observe(raw))
+        image = returned_image(raw, average, fit_config, rule, operator, observation)
+        history.criterion.append(criterion.observe(raw, image))
         if criterion.keep_now:
             kept, kept_iteration = image.clone(), iteration
         if reference is not None:
-            history.psnr.append(psnr(image, reference))
+            trace_psnr(history, reference, raw, average, fit_config, rule, operator, observation)
         if callback is not None:
             callback(iteration, image, net)
         if criterion.should_stop():
-            stop_reason = "early_stop"
+            stop_reason = rule.stop_reason
             break
 
     if kept is None or criterion.keep_pending:

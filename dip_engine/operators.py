@@ -35,6 +35,11 @@ class Operator(ABC):
         """Mean squared residual ‖A(x) − x0‖² / n."""
         return F.mse_loss(self.A(x), observation)
 
+    @property
+    def known(self) -> Tensor | None:
+        """The pixels of the restored image that the observation gives as they are (1), if any."""
+        return None
+
     @abstractmethod
     def degrade(self, x: Tensor, rng: torch.Generator) -> Tensor:
         """A synthetic observation of the clean image `x`, drawn with `rng`."""
@@ -100,6 +105,10 @@ class Inpainting(Operator):
 
     def data_term(self, x: Tensor, observation: Tensor) -> Tensor:
         return F.mse_loss(self.A(x), self.A(observation))
+
+    @property
+    def known(self) -> Tensor:
+        return self.mask
 
     def degrade(self, x: Tensor, rng: torch.Generator) -> Tensor:
         return self.A(x)

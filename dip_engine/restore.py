@@ -132,7 +132,8 @@ def restore(
 
     x0: the corrupted image, float C×H×W in [0, 1]. task: a preset name (`task_names()`) or a
     `Task`. mask (inpainting, 1 = known), scale (super-resolution factor), flash (flash/no-flash)
-    as the task needs. config: overrides the preset's network and fit loop. reference: a clean
+    as the task needs. config: overrides the preset's network and fit loop (default: the preset's
+    configuration for this scale or mask, `Task.config_for`). reference: a clean
     image of the output's shape, only to record a PSNR trace in the history. initial_state:
     continue from an earlier fit (warm start). steps: a worker's cache of compiled
     training steps, reused across calls when the config compiles. Returns a `Restoration` whose image is on x0's device.
@@ -143,7 +144,7 @@ def restore(
         if reference.shape[-2:] != problem.size:
             raise ValueError(f"reference is {tuple(reference.shape[-2:])}, expected the output size {problem.size}")
     target = resolve_device(device)
-    chosen = config if config is not None else spec.config
+    chosen = config if config is not None else spec.config_for(scale=scale, mask=mask)
     result = fit(
         problem,
         chosen.net,

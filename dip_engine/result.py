@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,12 @@ class History:
     loss: list[float] = field(default_factory=list)  # the data term before each step
     criterion: list[float] = field(default_factory=list)  # the stopping criterion (NaN while undefined)
     psnr: list[float] = field(default_factory=list)  # of the returned-kind image, if a reference was given
+    raw_psnr: list[float] = field(default_factory=list)  # of the raw output (known pixels put back as in psnr), if a reference was given
+    network_psnr: list[float] = field(default_factory=list)  # of the network's image before the known pixels are put back (only where they are)
     events: list[dict[str, Any]] = field(default_factory=list)  # rollbacks and other incidents
+    rule: str = ""  # the stopping rule the fit ran: "variance" | "converged" | "fixed"
+    noise_sigma: float = math.nan  # the input's estimated noise σ when the rule was chosen by it
+    keep_known: bool = False  # whether the given pixels were put back into the image
 
     @property
     def best_psnr(self) -> float:
@@ -38,7 +44,7 @@ class Restoration:
 
     image: Tensor  # C×H×W in [0, 1] (H·t × W·t for super-resolution)
     iterations: int  # iterations run
-    stop_reason: str  # "early_stop" | "max_iterations" | "diverged"
+    stop_reason: str  # "early_stop" (variance) | "converged" | "max_iterations" | "diverged"
     history: History
     seconds: float
     kept_iteration: int  # the iteration whose image was returned

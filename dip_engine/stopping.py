@@ -1,13 +1,20 @@
-"""Early-stopping criteria: when the fit has reached its best image and should stop."""
+"""Early-stopping criteria: when the fit has reached its best image and should stop.
+
+Each criterion observes every iteration's raw output and the image the fit would return (the
+output average, with the known pixels put back where the fit keeps them), and says whether to
+stop and which image to keep. `choose_rule` resolves a config's kind for one problem.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from dip_engine.config import StoppingConfig
+from dip_engine.config import FitConfig, StoppingConfig
+from dip_engine.noise import estimate_noise_sigma
 
 
 class WindowedVariance:
@@ -29,11 +36,11 @@ class WindowedVariance:
         self.best_iteration = 0
         self.iteration = 0
 
-    def observe(self, output: Tensor) -> float:
+    def observe(self, raw: Tensor, image: Tensor) -> float:
         """Add the raw output of the current iteration; return the variance (NaN until the window fills)."""
         self.iteration += 1
         window = self.config.window
-        sample = output.detach().to(torch.float32)
+        sample = raw.detach().to(torch.float32)
         if self._buffer is None:
             self._buffer = torch.zeros((window, *sample.shape), dtype=torch.float32, device=sample.device)
             self._sum = torch.zeros(sample.shape, dtype=torch.float64, device=sample.device)
@@ -73,18 +80,96 @@ class WindowedVariance:
         return self.iteration - self.best_iteration >= max(self.config.patience, self.lag)
 
 
+class Convergence:
+    """Stops once the returned image has stopped changing; keeps the last image.
+
+    Every `converge_every` iterations the image is compared with the one taken `converge_every`
+    iterations earlier: the RMS of the difference over `region` (1 = a pixel the fit restores; the
+    whole image when None). The fit stops after `converge_checks` comparisons in a row below
+    `converge_tolerance`, not before `min_iterations`. The trace holds the latest RMS change.
+    """
+
+    keep_now = False
+    keep_pending = True
+
+    def __init__(self, config: StoppingConfig, region: Tensor | None = None) -> None:
+        self.config = config
+        self.region = region
+        self.iteration = 0
+        self.change = math.nan
+        self._previous: Tensor | None = None
+        self._quiet = 0
+
+    def observe(self, raw: Tensor, image: Tensor) -> float:
+        self.iteration += 1
+        if self.iteration % self.config.converge_every:
+            return self.change
+        current = image.detach().to(torch.float32)
+        if self._previous is not None:
+            squared = (current - self._previous).square()
+            if self.region is None:
+                self.change = squared.mean().sqrt().item()
+            else:
+                weight = self.region.to(squared.device, torch.float32).expand_as(squared)
+                self.change = (squared * weight).sum().div(weight.sum().clamp_min(1.0)).sqrt().item()
+            self._quiet = self._quiet + 1 if self.change < self.config.converge_tolerance else 0
+        self._previous = current.clone()
+        return self.change
+
+    def should_stop(self) -> bool:
+        return self.iteration >= self.config.min_iterations and self._quiet >= self.config.converge_checks
+
+
 class FixedBudget:
     """Never stops early: the fit runs to its iteration cap and keeps its last image."""
 
     keep_now = False
     keep_pending = True
 
-    def observe(self, output: Tensor) -> float:
+    def observe(self, raw: Tensor, image: Tensor) -> float:
         return math.nan
 
     def should_stop(self) -> bool:
         return False
 
 
-def make_criterion(config: StoppingConfig, lag: int = 0) -> WindowedVariance | FixedBudget:
-    return WindowedVariance(config, lag) if config.kind == "variance" else FixedBudget()
+Criterion = WindowedVariance | Convergence | FixedBudget
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one fit stops, resolved for its input: the criterion's kind, whether the known pixels
+    are put back, and the noise level that decided (NaN when nothing was estimated)."""
+
+    kind: str  # "variance" | "converged" | "fixed"
+    keep_known: bool
+    noise_sigma: float = math.nan
+
+    @property
+    def stop_reason(self) -> str:
+        """The stop reason of a fit this rule ended before its cap."""
+        return "converged" if self.kind == "converged" else "early_stop"
+
+    def criterion(self, config: FitConfig, region: Tensor | None) -> Criterion:
+        """A fresh criterion of this rule; `region` (1 = restored pixel) for the convergence test."""
+        if self.kind == "variance":
+            return WindowedVariance(config.stopping, config.keep_lag)
+        if self.kind == "converged":
+            return Convergence(config.stopping, region if self.keep_known else None)
+        return FixedBudget()
+
+
+def choose_rule(config: FitConfig, observation: Tensor, known: Tensor | None) -> Rule:
+    """The rule for a fit of `observation` (known: its mask of known pixels, or None).
+
+    `auto` estimates the observation's noise on its known pixels: above the threshold the input
+    is noisy, so the fit stops at the variance minimum and the (noisy) known pixels are not put
+    back; else it runs until converged. Known pixels are put back only where the config keeps
+    them and the operator has them (inpainting)."""
+    kind, sigma = config.stopping.kind, math.nan
+    if kind == "auto":
+        sigma = estimate_noise_sigma(observation, known)
+        kind = "variance" if sigma > config.stopping.noise_threshold else "converged"
+    judged_noisy = config.stopping.kind == "auto" and kind == "variance"
+    keep = config.keep_known and known is not None and not judged_noisy
+    return Rule(kind, keep, sigma)

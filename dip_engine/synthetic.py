@@ -55,3 +55,26 @@ def camera_clip(
     source = image.unsqueeze(0).expand(frames, -1, -1, -1)
     clip = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return clip.clamp(0, 1)
+
+
+def text_mask(height: int, width: int, rng: torch.Generator, *, lines: int | None = None, size: int | None = None) -> Tensor:
+    """A binary (H, W) mask (1 = known) with text written over it: the inpainting notebook's
+    "text over a photograph" case. Words are drawn from a fixed list with `rng`, in Pillow's
+    built-in font of `size` pixels (default: about an eighth of the height), `lines` lines of
+    them (default: as many as fit with a line's gap between them)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    words = ("archive", "sample", "1987", "copy", "DRAFT", "no. 42", "restored", "film", "scan", "tape")
+    size = size or max(8, height // 8)
+    lines = lines or max(1, height // (2 * size))
+    font = ImageFont.load_default(size=size)
+    canvas = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(canvas)
+    for line in range(lines):
+        picks = torch.randint(0, len(words), (6,), generator=rng).tolist()
+        text = " ".join(words[k] for k in picks)
+        top = round((line + 0.5) * height / lines - size / 2)
+        left = -int(torch.randint(0, max(1, width // 4), (1,), generator=rng))
+        draw.text((left, top), text, fill=0, font=font)
+    pixels = torch.frombuffer(bytearray(canvas.tobytes()), dtype=torch.uint8).view(height, width)
+    return (pixels > 127).float()

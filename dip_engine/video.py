@@ -30,6 +30,7 @@ from dip_engine.step import CompiledSteps
 from dip_engine.tasks import Task, get_task
 
 FRAME_WISE_KINDS = ("denoise", "sr", "inpaint")
+INPAINT_WARM_TOLERANCE = 1e-3  # RMS change over 10 iterations below which a warm inpainting frame has settled
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,12 @@ class ChainConfig:
         temporal term. On 16 frames of a 96×96 ×2 pan this matched cold starts (41.96 against
         42.00 dB) in 0.21× their iterations, where the denoising defaults of then (cap 100) lost 1.2 dB (warm frames
         stop after ~80 iterations; the temporal term ties moving detail to where it was). Measured
-        at ×2, used for every factor. Other kinds use the denoising defaults.
+        at ×2, used for every factor.
+
+        Inpainting warm frames stop by the task's own rule (`auto`): on a clean clip they run
+        until the image settles (compared every 10 iterations, two quiet comparisons in a row),
+        on a noisy one at the variance minimum with the denoising chain's window. Denoising and
+        the other kinds use the defaults.
         """
         if task.kind == "sr":
             return cls(
@@ -108,6 +114,10 @@ class ChainConfig:
                 temporal_weight=0.0,
                 warmup_cold_iterations=300,
             )
+        if task.kind == "inpaint":
+            denoising = cls().warm_stopping
+            rule = replace(denoising, kind="auto", converge_every=10, converge_checks=2, converge_tolerance=INPAINT_WARM_TOLERANCE)
+            return cls(warm_max_iterations=150, warm_stopping=rule)
         return cls()
 
     def warm_fit(self, cold: FitConfig) -> FitConfig:
@@ -210,7 +220,8 @@ def restore_video(
     reading a video keeps only the current frame in memory). task: a frame-wise preset
     (denoise, sr*, inpaint, watermark). masks: one mask for every frame (a logo, a timestamp)
     or an iterable with one per frame. references: optional clean frames, only for the PSNR
-    trace in each frame's history. config: the cold-start configuration (default: the task's).
+    trace in each frame's history. config: the cold-start configuration (default: the task's for
+    the scale and the first frame's mask, `Task.config_for`).
     chain: the warm frames' settings (default: `ChainConfig.for_task` of the task).
     steps: a worker's compiled training steps (see `dip_engine.step`), shared by every frame.
     warmup: how many of the first frames only warm the chain up (the caller drops them, like a
@@ -221,8 +232,6 @@ def restore_video(
     if spec.kind not in FRAME_WISE_KINDS:
         raise ValueError(f"task {spec.name!r} cannot restore video; frame-wise kinds are {', '.join(FRAME_WISE_KINDS)}")
     settings = chain if chain is not None else ChainConfig.for_task(spec)
-    cold_config = config if config is not None else spec.config
-    warm_fit = settings.warm_fit(cold_config.fit)
     target = resolve_device(device)
     mask_stream, reference_stream = _per_frame(masks), _per_frame(references)
 
@@ -231,6 +240,9 @@ def restore_video(
     since_cold = 0
     for index, frame in enumerate(frames):
         mask, reference = next(mask_stream), next(reference_stream)
+        if index == 0:  # the first frame's mask chooses the inpainting network of the chain
+            cold_config = config if config is not None else spec.config_for(scale=scale, mask=mask)
+            warm_fit = settings.warm_fit(cold_config.fit)
         _, problem = prepare(frame, spec, mask=mask, scale=scale if spec.kind == "sr" else None)
         if index > 0 and frame.shape != previous[0].observation.shape[1:]:  # type: ignore[index]
             raise ValueError(f"frame {index} has shape {tuple(frame.shape)}; the chain's frames are {tuple(previous[0].observation.shape[1:])}")  # type: ignore[index]

@@ -93,7 +93,7 @@ class UnitRecord:
     ssim_in: float | None = None
     ssim_out: float | None = None
     iterations: int | None = None
-    stop_reason: str | None = None  # "early_stop" | "max_iterations" | "diverged"
+    stop_reason: str | None = None  # "early_stop" | "converged" | "max_iterations" | "diverged"
     kept_iteration: int | None = None
     bit_depth: str | None = None  # of the written output
     seconds: float | None = None  # wall time of the whole unit, file I/O included

@@ -119,7 +119,7 @@ class Plan:
                 continue
             row = unit if isinstance(unit, ManifestRow) else unit.row
             task = get_task(row.task)
-            cap = row.max_iterations or task.config.fit.max_iterations
+            cap = row.max_iterations or task.config_for(scale=row.scale).fit.max_iterations
             if isinstance(unit, ManifestRow):
                 total += cap
                 continue

@@ -66,6 +66,12 @@ def _masks(row: ManifestRow, indices: tuple[int, ...]) -> Tensor | Iterator[Tens
     return (read_mask(files[index]) for index in indices)
 
 
+def _first_mask(row: ManifestRow, indices: tuple[int, ...]) -> Tensor | None:
+    """The mask of the chain's first frame, which chooses the inpainting network of the chain."""
+    masks = _masks(row, indices[:1])
+    return masks if masks is None or isinstance(masks, Tensor) else next(masks)
+
+
 def process_segment(
     unit: SegmentUnit,
     out_dir: Path,
@@ -134,7 +140,7 @@ def _run(
             row.task,
             masks=_masks(row, order),
             scale=row.scale if is_sr else None,
-            config=engine_config(row, config_override, device),
+            config=engine_config(row, config_override, device, _first_mask(row, order)),
             chain=chain_override,
             seed=row.seed if row.seed is not None else 0,
             device=device,

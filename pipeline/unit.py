@@ -83,14 +83,16 @@ def read_mask(path: Path) -> Tensor:
     return (pixels > 0.5).all(dim=0, keepdim=True).float()
 
 
-def engine_config(row: ManifestRow, override: RestoreConfig | None = None, device: str | None = None) -> RestoreConfig:
-    """The row's configuration: `override`, or the task preset's with the speed switches measured
-    best on `device` (`dip_engine.performance_for`; the preset's own without a device), with the
-    row's iteration cap."""
+def engine_config(
+    row: ManifestRow, override: RestoreConfig | None = None, device: str | None = None, mask: Tensor | None = None
+) -> RestoreConfig:
+    """The row's configuration: `override`, or the task preset's for the row's scale and `mask`
+    (`Task.config_for`) with the speed switches measured best on `device`
+    (`dip_engine.performance_for`; the preset's own without a device), with the row's iteration cap."""
     if override is not None:
         config = override
     else:
-        config = dip_engine.get_task(row.task).config
+        config = dip_engine.get_task(row.task).config_for(scale=row.scale, mask=mask)
         if device is not None:
             config = with_performance(config, dip_engine.performance_for(device))
     return config if row.max_iterations is None else with_max_iterations(config, row.max_iterations)
@@ -190,7 +192,7 @@ def _run(
         mask=mask,
         scale=row.scale if is_sr else None,
         flash=flash,
-        config=engine_config(row, config_override, device),
+        config=engine_config(row, config_override, device, mask),
         seed=row.seed if row.seed is not None else 0,
         device=device,
         reference=reference,

@@ -31,7 +31,7 @@ def test_windowed_variance_matches_a_direct_computation() -> None:
     criterion = WindowedVariance(StoppingConfig(window=5, patience=3))
     outputs = [torch.rand(1, 2, 4, 4, generator=gen) * (1 + i % 3) for i in range(12)]
     for i, output in enumerate(outputs):
-        value = criterion.observe(output)
+        value = criterion.observe(output, output)
         if i < 4:
             assert math.isnan(value)
         else:
@@ -45,7 +45,7 @@ def test_windowed_variance_stops_after_patience_and_keeps_with_lag() -> None:
     values = [0.0, 1.0, 1.5, 1.75, 1.8, 2.3, 3.3, 5.3, 9.3, 17.3]
     stops, keeps = [], []
     for value in values:
-        criterion.observe(torch.full((1, 1, 2, 2), value))
+        criterion.observe(*[torch.full((1, 1, 2, 2), value)] * 2)
         keeps.append(criterion.keep_now)
         stops.append(criterion.should_stop())
     assert criterion.best_iteration == 5

@@ -193,3 +193,21 @@ def test_temporal_consistency_figures() -> None:
     for frame in clean:
         against_input.add(frame, frame, is_reference=False)
     assert math.isnan(against_input.change_error) and against_input.summary()["flicker_baseline"] == "input"
+
+
+def test_inpainting_chains_stop_their_warm_frames_by_the_tasks_own_rule() -> None:
+    """A clean clip with a burnt-in caption: warm frames run until the filled caption settles and
+    the given pixels come back as they were; the same clip with noise stops at the variance
+    minimum and keeps nothing noisy."""
+    from dip_engine.synthetic import text_mask
+
+    clean = pan("coffee", 3)
+    mask = text_mask(32, 32, torch.Generator().manual_seed(0))
+    for clip, rule in ((clean * mask, "converged"), (noisy(clean) * mask, "variance")):
+        frames = list(restore_video(iter(clip), "inpaint", masks=mask, config=narrow("inpaint", 300)))
+        assert [f.restoration.history.rule for f in frames] == [rule] * 3
+        known = mask.bool().expand_as(clean[0])
+        for frame, given in zip(frames, clip):
+            assert torch.equal(frame.image[known], given[known]) == (rule == "converged")
+        for warm in frames[1:]:
+            assert warm.restoration.iterations <= ChainConfig.for_task(get_task("inpaint")).warm_max_iterations

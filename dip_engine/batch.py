@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from dip_engine.config import FitConfig, NetConfig
-from dip_engine.fit import Callback, OutputAverage, Problem, autocast_context, fit, initial_code, padded_layout, returned_image, rule_for, trace_psnr
+from dip_engine.fit import Callback, OutputAverage, Problem, autocast_context, fit, initial_code, padded_layout, network_image, put_back_known, rule_for, trace_psnr
 from dip_engine.nets import Generator, build_generator, split_state, stack_states
 from dip_engine.result import History, Restoration
 from dip_engine.step import CompiledSteps, StepKey, batch_step_loss, set_cuda_switches
@@ -134,7 +134,7 @@ def fit_batch(
             noise=torch.Generator(device=device).manual_seed(seed + 1),
             average=OutputAverage(fit_config.average, None),
             rule=rules[k],
-            criterion=rules[k].criterion(fit_config, None if operators[k].known is None else 1 - operators[k].known),
+            criterion=rules[k].criterion(fit_config, operators[k].known),
             reference=None if refs[k] is None else refs[k].to(device),
             history=History(rule=rules[k].kind, noise_sigma=rules[k].noise_sigma, keep_known=rules[k].keep_known),
         )
@@ -213,13 +213,15 @@ def fit_batch(
                 continue
             raw = raw_all[position : position + 1]
             track.average.add(raw)
-            image = returned_image(raw, track.average, fit_config, track.rule, operators[track.index], observations[track.index])
+            operator, observation = operators[track.index], observations[track.index]
+            network = network_image(raw, track.average, fit_config)
+            image = put_back_known(network, track.rule, operator, observation)
             track.image = image
             track.history.criterion.append(track.criterion.observe(raw, image))
             if track.criterion.keep_now:
                 track.kept, track.kept_iteration = image.clone(), iteration
             if track.reference is not None:
-                trace_psnr(track.history, track.reference, raw, track.average, fit_config, track.rule, operators[track.index], observations[track.index])
+                trace_psnr(track.history, track.reference, raw, network, image, track.rule, operator, observation)
             track.iterations = iteration
             if track.criterion.should_stop():
                 track.stop_reason = track.rule.stop_reason

@@ -114,22 +114,18 @@ def put_back_known(image: Tensor, rule: Rule, operator: Operator, observation: T
     return observation * mask + image * (1 - mask)
 
 
-def returned_image(raw: Tensor, average: OutputAverage, fit_config: FitConfig, rule: Rule, operator: Operator,
-                   observation: Tensor) -> Tensor:
-    """The image a fit returns at this iteration: the output average (or the raw output), with
-    the given pixels put back where the rule keeps them."""
+def network_image(raw: Tensor, average: OutputAverage, fit_config: FitConfig) -> Tensor:
+    """The network's image at this iteration: the output average, or the raw output."""
     image = average.value() if fit_config.return_average and fit_config.average > 0 else raw
     assert image is not None
-    return put_back_known(image, rule, operator, observation)
+    return image
 
 
-def trace_psnr(history: History, reference: Tensor, raw: Tensor, average: OutputAverage, fit_config: FitConfig,
-               rule: Rule, operator: Operator, observation: Tensor) -> None:
-    """Append this iteration's PSNR figures to `history`: of the returned image, of the raw output
-    (given pixels put back alike) and, where pixels are put back, of the network's own image."""
-    network = average.value() if fit_config.return_average and fit_config.average > 0 else raw
-    assert network is not None
-    history.psnr.append(psnr(put_back_known(network, rule, operator, observation), reference))
+def trace_psnr(history: History, reference: Tensor, raw: Tensor, network: Tensor, image: Tensor, rule: Rule,
+               operator: Operator, observation: Tensor) -> None:
+    """Append this iteration's PSNR figures to `history`: of the returned `image`, of the raw output
+    (given pixels put back alike) and, where pixels are put back, of the `network`'s own image."""
+    history.psnr.append(psnr(image, reference))
     history.raw_psnr.append(psnr(put_back_known(raw, rule, operator, observation), reference))
     if rule.keep_known:
         history.network_psnr.append(psnr(network, reference))
@@ -193,8 +189,7 @@ def fit(
     noise = torch.Generator(device=device).manual_seed(seed + 1)
     guard = DivergenceGuard(fit_config.guard, net, optimizer)
     rule = rule_for(problem, fit_config)
-    known = operator.known
-    criterion = rule.criterion(fit_config, None if known is None else 1 - known)
+    criterion = rule.criterion(fit_config, operator.known)
     history = History(rule=rule.kind, noise_sigma=rule.noise_sigma, keep_known=rule.keep_known)
     carried = None if initial_state is None or initial_state.average is None else initial_state.average.to(device)
     average = OutputAverage(fit_config.average, carried)
@@ -236,12 +231,13 @@ def fit(
 
         raw = output.detach()
         average.add(raw)
-        image = returned_image(raw, average, fit_config, rule, operator, observation)
+        network = network_image(raw, average, fit_config)
+        image = put_back_known(network, rule, operator, observation)
         history.criterion.append(criterion.observe(raw, image))
         if criterion.keep_now:
             kept, kept_iteration = image.clone(), iteration
         if reference is not None:
-            trace_psnr(history, reference, raw, average, fit_config, rule, operator, observation)
+            trace_psnr(history, reference, raw, network, image, rule, operator, observation)
         if callback is not None:
             callback(iteration, image, net)
         if criterion.should_stop():

@@ -150,12 +150,13 @@ class Rule:
         """The stop reason of a fit this rule ended before its cap."""
         return "converged" if self.kind == "converged" else "early_stop"
 
-    def criterion(self, config: FitConfig, region: Tensor | None) -> Criterion:
-        """A fresh criterion of this rule; `region` (1 = restored pixel) for the convergence test."""
+    def criterion(self, config: FitConfig, known: Tensor | None) -> Criterion:
+        """A fresh criterion of this rule. `known`: the operator's given pixels (1); where they are
+        put back, the convergence test looks only at the others, the pixels the fit restores."""
         if self.kind == "variance":
             return WindowedVariance(config.stopping, config.keep_lag)
         if self.kind == "converged":
-            return Convergence(config.stopping, region if self.keep_known else None)
+            return Convergence(config.stopping, 1 - known if self.keep_known and known is not None else None)
         return FixedBudget()
 
 

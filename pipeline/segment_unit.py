@@ -66,12 +66,6 @@ def _masks(row: ManifestRow, indices: tuple[int, ...]) -> Tensor | Iterator[Tens
     return (read_mask(files[index]) for index in indices)
 
 
-def _first_mask(row: ManifestRow, indices: tuple[int, ...]) -> Tensor | None:
-    """The mask of the chain's first frame, which chooses the inpainting network of the chain."""
-    masks = _masks(row, indices[:1])
-    return masks if masks is None or isinstance(masks, Tensor) else next(masks)
-
-
 def process_segment(
     unit: SegmentUnit,
     out_dir: Path,
@@ -135,12 +129,17 @@ def _run(
         if row.reference is not None:
             references = stack.enter_context(closing(iter_sequence(row.reference, segment.start, segment.stop)))
         folder = stack.enter_context(atomic_folder(out_dir / unit.output))
+        masks = _masks(row, order)
+        first_mask = masks  # the first frame's mask chooses the chain's inpainting network
+        if masks is not None and not isinstance(masks, Tensor):  # per-frame masks: peek at the first
+            first_mask = next(masks)
+            masks = itertools.chain([first_mask], masks)
         results = restore_video(
             to_engine,
             row.task,
-            masks=_masks(row, order),
+            masks=masks,
             scale=row.scale if is_sr else None,
-            config=engine_config(row, config_override, device, _first_mask(row, order)),
+            config=engine_config(row, config_override, device, first_mask),
             chain=chain_override,
             seed=row.seed if row.seed is not None else 0,
             device=device,

@@ -180,7 +180,8 @@ def test_an_array_of_two_shards_does_every_unit_once(tmp_path: Path, slurm_env: 
 
 def test_usr1_stops_requeues_and_the_restart_finishes(tmp_path: Path, slurm_env: dict[str, str]) -> None:
     """SIGUSR1 once a unit is done: the others are abandoned after a 1 s grace, the job requeues and resumes."""
-    manifest = tiny_manifest(tmp_path / "in", count=4, iterations=40)
+    # Long enough units (~10 s each) that the signal lands while some are still running.
+    manifest = tiny_manifest(tmp_path / "in", count=4, iterations=200)
     out = tmp_path / "out"
     job = submit(slurm_env, manifest, out, "--gpus-per-node", "2", "--cpus-per-node", "2", "--signal-seconds", "2")
     wait_until(lambda: (out / "results.jsonl").exists(), 180, "the first finished unit", out)

@@ -204,7 +204,7 @@ def test_usr1_stops_requeues_and_the_restart_finishes(tmp_path: Path, slurm_env:
 
 def test_a_cancelled_job_leaves_a_folder_a_later_run_completes(tmp_path: Path, slurm_env: dict[str, str]) -> None:
     """scancel while a unit runs (SIGTERM: it is abandoned), then the same submission again finishes the rest."""
-    manifest = tiny_manifest(tmp_path / "in", count=3, iterations=40)
+    manifest = tiny_manifest(tmp_path / "in", count=3, iterations=200)
     out = tmp_path / "out"
     job = submit(slurm_env, manifest, out, "--array", "1", "--cpus-per-node", "1")
     ledger = out / "results.shard-0-of-1.jsonl"

@@ -6,7 +6,7 @@
 (a) Orchestration: the engine is replaced by a stand-in processor that sleeps a fixed time
     (--cost seconds) and writes a tiny PNG, so everything else is the runner's own work: Ray
     actors, the queue, ledger appends (fsync'd), partial-file cleanup, results.csv. N and 2N
-    units run through `pipeline.runner.execute` at 1 and 2 workers on a local Ray with 2 CPUs.
+    units run through `pipeline.run.execute.execute` at 1 and 2 workers on a local Ray with 2 CPUs.
     Reported per run: overhead per unit = wall × workers / units − cost (pool start-up
     included, so it shrinks as runs grow), and per worker count the marginal overhead of one
     more unit, from the difference between the N- and 2N-unit runs (start-up excluded), in ms
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import json
 import os
 import platform
 import resource
@@ -37,9 +38,12 @@ import ray
 import torch
 
 from pipeline.io import write_image
-from pipeline.ledger import STATUS_DONE, UnitRecord
 from pipeline.manifest import ManifestRow, parse_manifest
-from pipeline.runner import RunOptions, execute, plan_run
+from pipeline.records import STATUS_DONE, ImageRecord
+from pipeline.run.execute import execute
+from pipeline.run.options import RunOptions
+from pipeline.run.plan import plan_run
+from pipeline.work.processors import Processors
 
 TEN_SECONDS_MS = 10_000.0
 
@@ -47,18 +51,14 @@ TEN_SECONDS_MS = 10_000.0
 def fixed_cost_processor(
     row: ManifestRow, out_dir: Path, *, device: str, worker: str, attempt: int, steps: object = None, seconds: float = 1.0
 ) -> dict[str, Any]:
-    """process_unit's stand-in: sleep `seconds`, write a tiny image, return a "done" record."""
+    """process_image's stand-in: sleep `seconds`, write a tiny image, return a "done" record."""
     started = time.perf_counter()
     time.sleep(seconds)
     target = Path(out_dir) / row.output
     write_image(target, torch.full((1, 8, 8), 0.5), "uint8")
-    record = UnitRecord(
-        id=row.id,
-        status=STATUS_DONE,
-        task=row.task,
-        input=str(row.input),
+    return ImageRecord.of(
+        row,
         output=row.output.as_posix(),
-        row=row.row_number,
         iterations=0,
         stop_reason="max_iterations",
         kept_iteration=0,
@@ -67,9 +67,7 @@ def fixed_cost_processor(
         engine_seconds=seconds,
         worker=worker,
         attempt=attempt,
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-    )
-    return record.to_dict()
+    ).to_dict()
 
 
 def machine() -> str:
@@ -118,13 +116,13 @@ def orchestration(units: int, cost: float, worker_counts: list[int]) -> None:
         for workers in worker_counts:
             for count in (units, 2 * units):
                 out = Path(scratch) / f"out-{workers}-{count}"
-                options = RunOptions(out_dir=out, workers=workers, processor=processor)
+                options = RunOptions(out_dir=out, workers=workers, processors=Processors(image=processor))
                 plan = plan_run(rows_for(out, count, image), options, cluster=ray.cluster_resources())
                 assert plan.workers == workers, plan
                 started = time.perf_counter()
                 summary = execute(plan, options)
                 wall = time.perf_counter() - started
-                assert summary.succeeded and summary.progress.done == count, summary.progress
+                assert summary.succeeded and summary.state.done == count, summary.state
                 walls[workers, count] = wall
                 per_unit_ms = (wall * workers / count - cost) * 1000
                 print(f"| {workers} | {count} | {wall:.2f} | {count * cost / workers:.2f} | {per_unit_ms:.0f} |"
@@ -160,7 +158,7 @@ def write_done_ledger(out: Path, done: int) -> None:
         name = f"unit-{index:06d}.png"
         (out / name).touch()
         lines.append(
-            UnitRecord(id=f"unit-{index:06d}", status=STATUS_DONE, task="denoise", input="input.png", output=name).to_json()
+            json.dumps(ImageRecord(id=f"unit-{index:06d}", status=STATUS_DONE, task="denoise", input="input.png", output=name).to_dict())
         )
     (out / "results.jsonl").write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
 

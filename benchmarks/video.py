@@ -12,7 +12,7 @@ decimation by 2 (sr2). On the same clip, in one run:
 (a) every frame restored from a fresh network with the task's early-stopped budget
     (`dip_engine.restore`), frames spread over the workers;
 (b) one warm-started chain over all frames (`dip_engine.video.restore_video`) on one worker;
-(c) the chain split into 2 segments with the pipeline's segmentation (`pipeline.segments`:
+(c) the chain split into 2 segments with the pipeline's segmentation (`pipeline.video.segments`:
     each segment's chain starts with a short cold fit and `--overlap` warm-up frames, the
     second's just before it, the first's its own next frames in reverse), one per worker, in
     parallel;
@@ -54,7 +54,7 @@ from dip_engine.step import performance_for
 from dip_engine.tasks import with_performance
 from dip_engine.temporal import TemporalConsistency
 from dip_engine.video import ChainConfig, restore_video
-from pipeline.segments import segment_ranges
+from pipeline.video.segments import segment_ranges
 
 
 @dataclass

@@ -11,10 +11,10 @@ Files, in the output folder:
 * ``results.csv``: a table regenerated from the ledger (`Ledger.write_csv`), one row per image
   and per video (the segments of videos are in results.jsonl only).
 
-Records are plain dicts (see `UnitRecord` for the fields the pipeline writes for images, and
-`pipeline.video_records` for segments and videos). The latest record of a unit decides its
-state: a unit is done when that record has status ``"done"`` and its output (a file, or for a
-video segment the folder of its frames) still exists, so deleting an output makes a rerun redo it.
+Records are plain dicts (`pipeline.records` has the fields the pipeline writes for images,
+video segments and videos). The latest record of a unit decides its state: a unit is done when
+that record has status ``"done"`` and its output (a file, or for a video segment the folder of
+its frames) still exists, so deleting an output makes a rerun redo it.
 """
 
 from __future__ import annotations
@@ -28,19 +28,16 @@ import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.io import atomic_path
+from pipeline.records import KIND_SEGMENT, is_done
 
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
 SHARD_GLOB = "results.*.jsonl"
-STATUS_DONE = "done"
-STATUS_FAILED = "failed"
-KIND_SEGMENT = "segment"  # the "kind" of a video segment's record (left out of results.csv)
 
 # The columns of results.csv, in order (other record fields are kept in results.jsonl only).
 CSV_COLUMNS: tuple[str, ...] = (
@@ -71,45 +68,6 @@ CSV_COLUMNS: tuple[str, ...] = (
 _SHARD_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 # The temporary names of pipeline.io.atomic.temp_path_for: ".NAME.<pid>-<6 hex>.tmp[SUFFIX]".
 _TEMP_PATTERN = re.compile(r"\.(?P<name>.+)\.\d+-[0-9a-f]{6}\.tmp(?P<suffix>\.[^.]*)?")
-
-
-@dataclass(frozen=True)
-class UnitRecord:
-    """One ledger line: the outcome of one attempt at one unit.
-
-    Metrics are None when the row has no reference; PSNR is +inf for identical images (written
-    as ``Infinity``, which Python's json reads back). `output` is relative to the output folder,
-    with '/' separators; `input` is the path the manifest resolved.
-    """
-
-    id: str
-    status: str  # STATUS_DONE | STATUS_FAILED
-    task: str
-    input: str
-    output: str
-    row: int | None = None  # the manifest line of the row
-    psnr_in: float | None = None  # the input against the reference (bicubic-upsampled for sr)
-    psnr_out: float | None = None  # the written output against the reference
-    ssim_in: float | None = None
-    ssim_out: float | None = None
-    iterations: int | None = None
-    stop_reason: str | None = None  # "early_stop" | "converged" | "max_iterations" | "diverged"
-    kept_iteration: int | None = None
-    bit_depth: str | None = None  # of the written output
-    seconds: float | None = None  # wall time of the whole unit, file I/O included
-    engine_seconds: float | None = None  # the engine's own fit time
-    worker: str = ""
-    attempt: int = 1
-    finished_at: str = ""  # UTC, ISO 8601
-    error: str | None = None  # why a failed attempt failed
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as the plain dict the ledger stores."""
-        return asdict(self)
-
-    def to_json(self) -> str:
-        """The record as one ledger line (without the newline)."""
-        return json.dumps(self.to_dict(), sort_keys=True)
 
 
 class Ledger:
@@ -204,7 +162,7 @@ class Ledger:
     def is_done(self, record: dict[str, Any]) -> bool:
         """Whether `record` has status "done" and its output (file, or segment folder) exists."""
         output = record.get("output")
-        return record.get("status") == STATUS_DONE and isinstance(output, str) and (self.out_dir / output).exists()
+        return is_done(record) and isinstance(output, str) and (self.out_dir / output).exists()
 
     def _read_file(self, path: Path) -> dict[str, dict[str, Any]]:
         latest: dict[str, dict[str, Any]] = {}

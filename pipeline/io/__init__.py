@@ -19,6 +19,7 @@ from pipeline.io.image import (
     is_image_path,
     probe_image,
     read_image,
+    shape_text,
     write_image,
 )
 from pipeline.io.sequence import (
@@ -63,5 +64,6 @@ __all__ = [
     "probe_sequence",
     "probe_video",
     "read_image",
+    "shape_text",
     "write_image",
 ]

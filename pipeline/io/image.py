@@ -64,6 +64,11 @@ class LoadedImage:
     format: str  # what the content was: "png" | "jpeg" | "tiff"
 
 
+def shape_text(shape: tuple[int, ...]) -> str:
+    """A shape for a message: (3, 480, 640) as "3x480x640"."""
+    return "x".join(str(side) for side in shape)
+
+
 def is_image_path(path: Path | str) -> bool:
     """Whether `path` has a supported image extension (.png .jpg .jpeg .tif .tiff, any case)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES

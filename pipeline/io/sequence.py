@@ -26,7 +26,7 @@ from typing import Literal
 
 import torch
 
-from pipeline.io.image import IMAGE_SUFFIXES, ImageReadError, is_image_path, probe_image, read_image
+from pipeline.io.image import IMAGE_SUFFIXES, ImageReadError, is_image_path, probe_image, read_image, shape_text
 from pipeline.io.video import VideoReadError, is_video_path, iter_video_frames, probe_video
 
 SequenceKind = Literal["video", "frames"]
@@ -138,16 +138,12 @@ def _probe_frames(path: Path, files: list[Path], every_frame: bool) -> SequenceI
             raise SequenceError(f"frame {number} of {path} cannot be read: {error}", path) from error
         if other != shape:
             raise SequenceError(
-                f"frame {number} ({file.name}) is {_shape(other)} but the first frame ({files[0].name}) is "
-                f"{_shape(shape)} (CxHxW); every frame of {path} must have one size and channel count",
+                f"frame {number} ({file.name}) is {shape_text(other)} but the first frame ({files[0].name}) is "
+                f"{shape_text(shape)} (CxHxW); every frame of {path} must have one size and channel count",
                 path,
             )
     channels, height, width = shape
     return SequenceInfo("frames", len(files), channels, height, width, first.bit_depth, None, False)
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "x".join(str(side) for side in shape)
 
 
 def probe_sequence(path: Path | str, *, every_frame: bool = False) -> SequenceInfo:

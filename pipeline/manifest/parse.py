@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from dip_engine import Task, get_task, task_names
 from dip_engine.video import FRAME_WISE_KINDS
 from pipeline.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_frame_pattern, is_image_path, is_video_path
-from pipeline.manifest.files import check_files as check_referenced_files
+from pipeline.manifest.file_checks import check_files as check_referenced_files
 from pipeline.manifest.schema import (
     KIND_COLUMNS,
     REQUIRED_COLUMNS,
@@ -42,7 +42,7 @@ def parse_manifest(path: Path, *, check_files: bool = True) -> list[ManifestRow]
     that every referenced file exists and decodes, and that masks, flash images and references
     have the size the row's input implies; for video rows, that the video decodes (its frames
     are counted) or the frame images all have one size, and that masks and references have as
-    many frames as the input (`pipeline.manifest.sequences`).
+    many frames as the input (`pipeline.manifest.video_checks`).
     """
     path = Path(path)
     report = Report(path)

@@ -28,6 +28,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("id", "task", "input")
 # Columns only some task kinds use: (column, the task kind that uses it).
 KIND_COLUMNS: tuple[tuple[str, str], ...] = (("mask", "inpaint"), ("flash", "flash"), ("scale", "sr"))
 PATH_COLUMNS: tuple[str, ...] = ("input", "mask", "flash", "reference")
+MIN_SIDE = 4  # the smallest image or frame side the engine restores
+RELATIVE_HINT = " (paths are relative to the manifest's folder)"
+Shape = tuple[int, int, int]  # C×H×W
 
 
 def input_kind(path: Path | PurePosixPath) -> InputKind:

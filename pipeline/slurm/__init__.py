@@ -5,7 +5,8 @@ environment, and stop cleanly and requeue on SLURM's warning signal.
 * `render`: `JobRequest` and `render_script`, a pure function from a request to the script text;
 * `commands`: `SlurmCommands`, every call to sbatch and scontrol, and `SlurmError`;
 * `submit`: `submit_job`, render + write the script next to the output + sbatch;
-* `preempt`: `StopSignals`, the USR1/TERM handlers, and `requeue_after_stop`;
-* `raywait`: wait until a Ray cluster has its nodes (used by ``slurm/ray-cluster.sbatch``);
-* `cli`: the ``pipeline slurm`` commands.
+* `preempt`: `StopSignals`, the USR1/TERM handlers, and `requeue`;
+* `raywait`: wait until a Ray cluster has its nodes (used by ``slurm/ray-cluster.sbatch``).
+
+The ``pipeline slurm`` commands are in `pipeline.cli.slurm_command`.
 """

@@ -1,0 +1,258 @@
+"""`pipeline run`: plan a manifest, run it on Ray (or in this process), and report.
+
+Exit codes: 0 success (every unit done); 1 some units failed (the others are done, and
+rerunning the same command retries only the failed ones); 2 a usage error, a manifest that
+cannot be used, or a Ray cluster that cannot be reached (nothing was run); 3 the run itself
+stopped on an unexpected error (a bug: the traceback is printed; finished units are kept in
+the ledger); 75 stopped on SIGUSR1 (SLURM's warning before the time limit: finished units are
+kept, the job was requeued when it runs under SLURM, and rerunning resumes); 130 interrupted
+(Ctrl-C, or SIGTERM such as `scancel`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from pipeline.cli.common import (
+    EXIT_FAILED_UNITS,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_STOPPED,
+    check_out_folder,
+    console,
+    fail,
+    load_manifest,
+    plural,
+)
+from pipeline.run.shard import Shard
+from pipeline.work.units import FramesFormat
+
+if TYPE_CHECKING:
+    from pipeline.run.execute import RunSummary
+    from pipeline.run.options import RunOptions
+    from pipeline.run.plan import Plan
+
+
+def run_command(
+    manifest: Annotated[Path, typer.Argument(help="The manifest CSV: one row per image or video to restore.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: restored files, results.jsonl, results.csv.")],
+    address: Annotated[
+        str | None, typer.Option(help="A running Ray cluster (ray://... or host:port). Default: RAY_ADDRESS, else a local Ray.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="CPU workers when there is no GPU. Default: one per 2 CPUs. With GPUs: one per GPU.")
+    ] = None,
+    retries: Annotated[int, typer.Option(min=0, help="Extra attempts for a unit that fails.")] = 2,
+    force: Annotated[bool, typer.Option("--force", help="Redo units the ledger already has as done.")] = False,
+    segment_frames: Annotated[
+        int, typer.Option(min=0, help="Video frames per segment, each restored as its own chain on a worker; 0 = a whole video as one chain.")
+    ] = 48,
+    overlap: Annotated[
+        int, typer.Option(min=0, help="Frames each video segment's chain restores first and drops, so that seams do not show (the first segment of several takes its own next frames, in reverse).")
+    ] = 3,
+    frames: Annotated[
+        FramesFormat | None, typer.Option("--frames", help="Also write each video's restored frames as png or tiff files into <output stem>_frames/.")
+    ] = None,
+    warping_error: Annotated[
+        bool,
+        typer.Option(
+            "--warping-error/--no-warping-error",
+            help="Measure each video's warping error against its reference (optical flow: about 2 s a frame at 1080p on one CPU).",
+        ),
+    ] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit without running anything.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No plan, progress or table: only the totals line and errors.")] = False,
+    shard: Annotated[
+        str | None, typer.Option(help="i/N: only rows i, i+N, i+2N, ... (from 0), with their own ledger file results.shard-i-of-N.jsonl.")
+    ] = None,
+    no_ray: Annotated[
+        bool, typer.Option("--no-ray", help="Run the units in this process, one at a time, without Ray (job arrays, no daemons).")
+    ] = False,
+    stop_grace: Annotated[
+        float, typer.Option(min=0, help="After SIGUSR1 (stop), seconds running units get to finish before they are abandoned.")
+    ] = 60.0,
+) -> None:
+    """Restore every row of MANIFEST into --out. Rerunning skips what is already done (resume).
+
+    SIGUSR1 stops the run cleanly (and requeues the job under SLURM); see `pipeline slurm`.
+    """
+    rows = load_manifest(manifest)
+    check_out_folder(out)
+    try:
+        part = Shard.parse(shard) if shard is not None else None
+    except ValueError as error:
+        raise fail(str(error)) from None
+    if no_ray and address is not None:
+        raise fail("--no-ray runs everything in this process: leave out --address (or --no-ray)")
+
+    import ray  # imported here: `validate` and `manifest` should not pay for Ray
+
+    from pipeline.cli.display import RunDisplay, format_seconds, summary_table
+    from pipeline.ledger import RESULTS_CSV, Ledger
+    from pipeline.run.execute import execute
+    from pipeline.run.options import RunOptions
+    from pipeline.run.plan import local_resources, plan_run
+    from pipeline.run.pools import connect
+    from pipeline.slurm.preempt import StopSignals
+    from pipeline.video.book import VideoPlanError
+
+    options = RunOptions(
+        out_dir=out,
+        address=address,
+        workers=workers,
+        retries=retries,
+        force=force,
+        segment_frames=segment_frames,
+        overlap=overlap,
+        frames_format=frames,
+        warping_error=warping_error,
+        shard=part,
+        in_process=no_ray,
+        stop_grace=stop_grace,
+    )
+    started_ray = not no_ray and not ray.is_initialized()
+    where = address or os.environ.get("RAY_ADDRESS")
+    if not no_ray:
+        try:
+            connect(address)
+        except Exception as error:  # noqa: BLE001 - Ray raises many kinds; all mean "no cluster there"
+            target = f"the Ray cluster at {where}" if where else "a local Ray"
+            raise fail(f"cannot start or reach {target}: {error}") from None
+    signals = StopSignals()
+    stopped: RunSummary | None = None
+    try:
+        try:
+            plan = plan_run(rows, options, cluster=local_resources() if no_ray else ray.cluster_resources())
+        except VideoPlanError as error:
+            raise fail(str(error)) from None
+        out_console = console()
+        if dry_run:
+            _print_plan(out_console, manifest, out, plan, options)
+            out_console.print("dry run: nothing was run and nothing was written")
+            return
+        if not plan.units:
+            if not quiet:
+                out_console.print(f"nothing to do: all {len(plan.skipped)} units are already done in {escape(str(out))} "
+                                  "(--force redoes them)")
+            Ledger(out).write_csv()
+            return
+        if not quiet:
+            _print_plan(out_console, manifest, out, plan, options)
+        display = RunDisplay(out_console, plan.unit_count, quiet=quiet)
+        ledger_path = Ledger(out, shard=part.name if part is not None else None).path
+        try:
+            with display, signals:
+                summary = execute(plan, replace(options, stop_requested=signals.requested), on_progress=display)
+        except KeyboardInterrupt:
+            console(stderr=True).print(
+                f"[yellow]interrupted[/]: finished units are recorded in {escape(str(ledger_path))}; "
+                "run the same command again to resume"
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as error:  # noqa: BLE001 - a bug, not a unit failure: keep exit code 1 for those
+            traceback.print_exc(file=sys.stderr)
+            console(stderr=True).print(
+                f"[bold red]the run stopped on an unexpected error[/] ({escape(type(error).__name__)}); units finished "
+                f"before it are recorded in {escape(str(ledger_path))} and a rerun resumes after them. "
+                "This is a bug in the pipeline: please report it with the traceback above.",
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+        state = summary.state
+        if summary.stopped:
+            stopped = summary
+            return
+        if not quiet:
+            if summary.records:
+                out_console.print()
+                out_console.print(summary_table(summary.records))
+            out_console.print()
+        totals = f"{state.done} done, {state.failed} failed"
+        if state.skipped:
+            totals += f", {state.skipped} skipped (already done)"
+        if state.retried:
+            totals += f", {plural(state.retried, 'retried attempt')}"
+        line = f"{state.total} units: {totals} in {format_seconds(summary.seconds)}; output folder: {out}"
+        if summary.succeeded:
+            out_console.print(escape(line), soft_wrap=True)
+        else:
+            console(stderr=True).print(f"[red]{escape(line)}[/]", soft_wrap=True)
+        if not quiet:
+            out_console.print(f"ledger: {escape(str(ledger_path))}   table: {escape(str(out / RESULTS_CSV))}",
+                              soft_wrap=True)
+        if not summary.succeeded:
+            console(stderr=True).print(
+                f"[red]some units failed[/]: their errors are in {escape(str(out / RESULTS_CSV))} (column 'error'); "
+                "fix the cause and run the same command again to retry only those",
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_FAILED_UNITS)
+    finally:
+        if started_ray and ray.is_initialized():
+            ray.shutdown()
+        if stopped is not None:  # after Ray is down: a requeue ends this job at once
+            _finish_stopped(stopped, out)
+
+
+def _finish_stopped(summary: RunSummary, out: Path) -> None:
+    """Report a run stopped by SIGUSR1, requeue its SLURM job, and exit with EXIT_STOPPED."""
+    from pipeline.slurm.commands import SlurmCommands, SlurmError
+    from pipeline.slurm.environment import SlurmEnvironment
+    from pipeline.slurm.preempt import requeue
+
+    err = console(stderr=True)
+    state = summary.state
+    err.print(
+        f"[yellow]stopped on SIGUSR1[/]: {state.done} units done in this run, {len(state.abandoned)} left for the "
+        f"next one; the ledger files results*.jsonl in {escape(str(out))} are complete",
+        soft_wrap=True,
+    )
+    try:
+        err.print(escape(requeue(SlurmEnvironment.current(), SlurmCommands())), soft_wrap=True)
+    except SlurmError as error:
+        err.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
+    raise typer.Exit(EXIT_STOPPED)
+
+
+def _print_plan(out_console: Console, manifest: Path, out: Path, plan: Plan, options: RunOptions) -> None:
+    kinds = Counter(row.task for row in plan.images)
+    parts = [f"{count} {task}" for task, count in sorted(kinds.items())]
+    if plan.videos:
+        parts += [plural(len(plan.segments), "video segment"), plural(len(plan.videos), "video assembly", "video assemblies")]
+    tasks = ", ".join(parts) or "none"
+    device = (
+        f"{plan.gpus_per_worker} GPU + {plan.cpus_per_worker} CPUs each"
+        if plan.gpus_per_worker
+        else f"{plan.cpus_per_worker} CPU{'s' if plan.cpus_per_worker != 1 else ''} each, no GPU"
+    )
+    skipped = f"{len(plan.skipped)} skipped as already done"
+    if plan.skipped and not options.force:
+        skipped += " (--force redoes them)"
+    lines = [
+        f"plan: {manifest} → {out}",
+        f"  units to run: {plan.unit_count} ({tasks}); {skipped}",
+    ]
+    if plan.videos:
+        frames = sum(job.frames for job in plan.videos)
+        segments = sum(len(job.segments) for job in plan.videos)
+        size = f"{options.segment_frames} frames each" if options.segment_frames else "each video one chain"
+        lines.append(
+            f"  videos to finish: {plural(len(plan.videos), 'row')}, {plural(frames, 'frame')} in {plural(segments, 'segment')} "
+            f"({size}, overlap {options.overlap}); {plan.segments_done} of the segments already done"
+        )
+    lines += [
+        f"  workers: {plan.workers} × ({device})",
+        f"  estimated iterations: at most {plan.estimated_iterations:,} (the iteration caps; early stopping usually ends sooner)",
+    ]
+    for line in lines:
+        out_console.print(escape(line), soft_wrap=True)

@@ -1,0 +1,89 @@
+"""The file checks of video rows: the input decodes, and its mask and reference fit its frames.
+
+A video row's input is a video file or frame images (a folder or a printf pattern). Checked,
+each problem reported at its row and column:
+
+* the input: a video file decodes and has at least one frame; frame images exist, decode and all
+  have one C×H×W; frames are at least 4×4 pixels;
+* the mask (inpainting): one image of the frames' H×W, or frame images with one mask per frame,
+  each of the frames' H×W;
+* the reference: a video or frame images with as many frames as the input, each of the
+  output's size (the input's, times the scale for super-resolution) and channel count.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline.io import SequenceError, SequenceInfo, is_frame_pattern, is_image_path, probe_sequence, shape_text
+from pipeline.manifest.schema import MIN_SIDE, RELATIVE_HINT, Draft, Report, Shape
+
+Sequences = dict[Path, SequenceInfo | None]  # what each path probed as (None: it had a problem)
+
+
+def check_video_row(draft: Draft, sequences: Sequences, mask_shape: Shape | None, report: Report) -> None:
+    """Check a video row's input, mask and reference (see the module docstring).
+
+    `mask_shape`: the C×H×W of a single mask image, already probed by the caller (None if the
+    mask is frame images, absent or unreadable).
+    """
+    source = probe_column(draft, "input", sequences, report)
+    if source is None:
+        return
+    draft.source = source
+    if min(source.height, source.width) < MIN_SIDE:
+        report.add(draft.line, "input", f"the frames are {source.height}x{source.width} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed")
+    if mask_shape is not None and mask_shape[1:] != (source.height, source.width):
+        report.add(draft.line, "mask", f"the mask is {mask_shape[1]}x{mask_shape[2]} pixels (HxW) but the frames are {source.height}x{source.width}; it must cover them pixel for pixel")
+    if draft.mask is not None and not _is_still(draft.mask):
+        masks = probe_column(draft, "mask", sequences, report)
+        if masks is not None:
+            _check_masks(draft, source, masks, report)
+    references = probe_column(draft, "reference", sequences, report)
+    if references is not None:
+        _check_reference(draft, source, references, report)
+
+
+def _is_still(path: Path) -> bool:
+    return is_image_path(path) and not is_frame_pattern(path)
+
+
+def probe_column(draft: Draft, column: str, sequences: Sequences, report: Report) -> SequenceInfo | None:
+    """The sequence the row names in `column` (probed once per path); None if empty or unusable."""
+    path: Path | None = getattr(draft, column)
+    if path is None:
+        return None
+    if path in sequences:
+        if sequences[path] is None:
+            report.add(draft.line, column, f"cannot use {path} (see the first row that uses it)")
+        return sequences[path]
+    try:
+        sequences[path] = probe_sequence(path, every_frame=True)
+    except SequenceError as error:
+        sequences[path] = None
+        relative = not os.path.isabs(os.path.expanduser(draft.given[column]))
+        named = path.parent if is_frame_pattern(path) else path
+        hint = RELATIVE_HINT if relative and not named.exists() else ""
+        report.add(draft.line, column, f"{error}{hint}")
+    return sequences[path]
+
+
+def _check_masks(draft: Draft, source: SequenceInfo, masks: SequenceInfo, report: Report) -> None:
+    if masks.frames != source.frames:
+        report.add(draft.line, "mask", f"there are {masks.frames} masks but {source.frames} frames; give one mask per frame, or one mask image for all")
+    if (masks.height, masks.width) != (source.height, source.width):
+        report.add(draft.line, "mask", f"the masks are {masks.height}x{masks.width} pixels (HxW) but the frames are {source.height}x{source.width}; they must cover them pixel for pixel")
+
+
+def _check_reference(draft: Draft, source: SequenceInfo, reference: SequenceInfo, report: Report) -> None:
+    if draft.task is None or (draft.task.kind == "sr" and draft.scale is None):
+        return  # the output size is unknown; the task or scale problem is reported already
+    factor = draft.scale or 1
+    expected = (source.channels, source.height * factor, source.width * factor)
+    got = (reference.channels, reference.height, reference.width)
+    if got != expected:
+        why = f"the input's {source.height}x{source.width} times scale {factor}" if factor > 1 else "the input's size"
+        report.add(draft.line, "reference", f"the reference frames are {shape_text(got)} but the output frames will be {shape_text(expected)} (CxHxW: {why}); they must match")
+    if reference.frames != source.frames:
+        report.add(draft.line, "reference", f"the reference has {reference.frames} frames but the input has {source.frames}; they must match frame for frame")

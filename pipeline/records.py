@@ -1,0 +1,127 @@
+"""The records of the ledger: one line per attempt at a unit, of three kinds with one common base.
+
+* image line (kind "image"): an image row; id = the row id, output = the restored file.
+* segment line (kind "segment"): frames of a video row restored as one chain; id
+  ``<row id>#seg<index>`` (index zero-padded to 4 digits, e.g. ``clip#seg0003``; '#' never occurs
+  in row ids), output = the segment's folder of frames in the output folder
+  (``.segments/<row id>/<index>``). Segment lines are left out of results.csv.
+* video line (kind "video"): a video row, once its segments are assembled (or why it failed);
+  id = the row id, output = the video file. PSNR/SSIM are means over all frames (frame-weighted
+  means of the segments'), measured on the restored frames as stored losslessly before video
+  encoding; the temporal figures come from `dip_engine.temporal.TemporalConsistency`.
+
+Every record has the fields of `Record`: which row and unit, its status, where its output is,
+who ran it and when, and why it failed. Quality figures are None without a reference; PSNR is
++inf for identical images (written as ``Infinity``, which Python's json reads back). Lines
+written before records had a kind are image lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from pipeline.manifest import ManifestRow
+
+STATUS_DONE = "done"
+STATUS_FAILED = "failed"
+KIND_IMAGE = "image"
+KIND_SEGMENT = "segment"
+KIND_VIDEO = "video"
+
+_R = TypeVar("_R", bound="Record")
+
+
+def now() -> str:
+    """The current UTC time for a record's finished_at, ISO 8601 with milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def is_done(record: dict[str, Any]) -> bool:
+    """Whether a stored record says its unit is done."""
+    return record.get("status") == STATUS_DONE
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """The fields of every ledger line (see the module docstring)."""
+
+    id: str
+    status: str  # STATUS_DONE | STATUS_FAILED
+    kind: str  # KIND_IMAGE | KIND_SEGMENT | KIND_VIDEO
+    task: str
+    input: str  # the path the manifest resolved
+    output: str  # relative to the output folder, with '/' separators
+    row: int | None = None  # the manifest line of the row
+    psnr_in: float | None = None  # the input against the reference (bicubic-upsampled for sr)
+    psnr_out: float | None = None  # the output as written against the reference
+    ssim_in: float | None = None
+    ssim_out: float | None = None
+    iterations: int | None = None
+    seconds: float | None = None  # wall time of the whole unit, file I/O included
+    worker: str = ""
+    attempt: int = 1
+    finished_at: str = field(default_factory=now)  # UTC, ISO 8601
+    error: str | None = None  # why a failed attempt failed
+
+    @classmethod
+    def of(cls: type[_R], row: ManifestRow, *, output: str, status: str = STATUS_DONE, unit_id: str | None = None,
+           **fields: Any) -> _R:
+        """A record of `row` (its id unless `unit_id`, its task, input and line), finished now."""
+        return cls(id=unit_id or row.id, status=status, task=row.task, input=str(row.input), output=output,
+                   row=row.row_number, **fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as the plain dict the ledger stores."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageRecord(Record):
+    """One attempt at an image row."""
+
+    kind: str = KIND_IMAGE
+    stop_reason: str | None = None  # "early_stop" | "converged" | "max_iterations" | "diverged"
+    kept_iteration: int | None = None
+    bit_depth: str | None = None  # of the written output
+    engine_seconds: float | None = None  # the engine's own fit time
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmentRecord(Record):
+    """One attempt at one segment of a video row; its figures are means over the kept frames."""
+
+    kind: str = KIND_SEGMENT
+    video: str = ""  # the row id
+    segment: int = 0  # index among the video's segments
+    segments: int = 0  # how many segments the video has
+    start: int | None = None  # first kept frame
+    stop: int | None = None  # one past the last kept frame
+    warmup_start: int | None = None  # first frame of the chain's forward run (the frames before start only warm it up)
+    lead_in: int | None = None  # warm-up frames after start, restored first in reverse (first segment of several)
+    frames: int | None = None  # frames kept
+    cold_frames: int | None = None  # frames restored from a fresh network: the first, keyframes, cuts
+    cuts: int | None = None  # scene cuts detected (each a cold restart)
+    stop_reasons: dict[str, int] | None = None  # how each frame's fit ended, counted
+    bit_depth: str | None = None  # of the stored frames (PNG: uint8 or uint16)
+    engine_seconds: float | None = None  # the fits' own time
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoRecord(Record):
+    """The outcome of a video row: its assembly, or why the video failed."""
+
+    kind: str = KIND_VIDEO
+    frames: int | None = None
+    fps: float | None = None  # of the written video
+    segments: int | None = None
+    cold_frames: int | None = None
+    flicker: float | None = None  # change(output) / change(baseline); see dip_engine.temporal
+    flicker_baseline: str | None = None  # "reference" or "input"
+    change_error: float | None = None  # mean |Δoutput − Δreference|; None without a reference
+    warping_error: float | None = None  # mean |x_t − x_{t−1} warped by the reference's flow|
+    output_change: float | None = None  # mean |x_t − x_{t−1}| of the output
+    audio: bool | None = None  # an audio track was copied from the input
+    frames_folder: str | None = None  # where --frames wrote the restored frames, if it did
+    assembly_seconds: float | None = None  # `seconds` is the segments' seconds plus this

@@ -1,0 +1,199 @@
+"""Executing a plan: a bounded queue of units over a pool of workers, retries, and the ledger.
+
+Units (`pipeline.work.units`) are image rows, video segments and video assemblies; they share one
+queue, so the segments of several videos and the images run side by side on all workers. A
+video's assembly is queued as soon as its last segment is done; a segment that fails for good
+fails its video (its other segments still run, and are kept for the next run).
+
+The driver alone writes the ledger, so a worker that dies mid-unit takes nothing finished with
+it: its unit goes back on the queue (counted as an attempt), the worker is replaced, and the
+temporary files or folders it may have left are removed.
+
+A stop request (`RunOptions.stop_requested`, polled; `pipeline.slurm.preempt` sets it on SLURM's
+warning signal) ends the run early and cleanly: no new unit starts, running units get
+`stop_grace` seconds to finish and record, then their workers are killed and their temporary
+files removed. With `RunOptions.shard` the run takes one shard of the rows and appends to that
+shard's ledger file; with `in_process` the units run in this process and Ray is never started.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray.exceptions import RayActorError
+
+from pipeline.ledger import Ledger
+from pipeline.manifest import ManifestRow
+from pipeline.records import is_done
+from pipeline.run.options import RunOptions
+from pipeline.run.plan import Plan, plan_run, video_book
+from pipeline.run.pools import InProcessPool, Pool, RayPool, UnitFailed, connect
+from pipeline.work.units import AssemblyUnit, SegmentUnit, Unit, failed_record, unit_outputs, video_work_folder
+
+
+@dataclass
+class RunState:
+    """Where a run stands, reported to the caller after every change."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    running: int = 0
+    retried: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    last_record: dict[str, Any] | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)  # every record of this run so far, in order
+    stopped: bool = False  # a stop was requested: the units not finished are left for the next run
+    abandoned: list[str] = field(default_factory=list)  # ids of units left unfinished by the stop
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    state: RunState
+    records: list[dict[str, Any]]  # one per unit finished in this run (done or failed), in finishing order
+    seconds: float
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state.failed == 0
+
+    @property
+    def stopped(self) -> bool:
+        """The run was stopped on request before every unit ran (see `RunState.abandoned`)."""
+        return self.state.stopped
+
+
+def run(rows: list[ManifestRow], options: RunOptions, on_progress: Callable[[RunState], None] | None = None) -> RunSummary:
+    """Plan and execute a manifest's rows: on Ray (joined or started as needed), or with
+    `options.in_process` in this process, without starting or joining Ray."""
+    if options.in_process:
+        return execute(plan_run(rows, options), options, on_progress)
+    import ray
+
+    connect(options.address)
+    return execute(plan_run(rows, options, cluster=ray.cluster_resources()), options, on_progress)
+
+
+def execute(plan: Plan, options: RunOptions, on_progress: Callable[[RunState], None] | None = None) -> RunSummary:
+    """Run the planned units on a pool of workers; every outcome goes to the ledger first.
+
+    A video's assembly is queued when its last segment is done. The work folder of a video's
+    segment frames is removed once the video's done line is in the ledger (and at the start for
+    videos an earlier run finished).
+    """
+    ledger = Ledger(options.out_dir, shard=options.shard.name if options.shard is not None else None)
+    if options.shard is None:
+        ledger.clean_all_partials()
+    else:  # the other shards may be writing into the same folder now: clean only this shard's outputs
+        for unit in plan.units:
+            for output in unit_outputs(unit):
+                ledger.clean_partials(options.out_dir / output)
+    _remove_work_folders(options.out_dir, [row for row in plan.skipped if row.is_video])
+    skipped = len(plan.skipped) + plan.segments_done
+    state = RunState(total=plan.unit_count + skipped, skipped=skipped)
+    records = state.records
+    book = video_book(plan.videos, options)
+    queue: deque[tuple[Unit, int]] = deque((unit, 1) for unit in plan.units)
+    pool: Pool = (
+        InProcessPool(options.processors, plan.cpus_per_worker)
+        if options.in_process
+        else RayPool(plan.workers, plan.cpus_per_worker, plan.gpus_per_worker, options.processors)
+    )
+    idle = list(range(plan.workers))
+    in_flight: dict[Any, tuple[Unit, int, int]] = {}
+    out_dir = str(options.out_dir)
+
+    def record(outcome: dict[str, Any]) -> None:
+        ledger.append(outcome)
+        records.append(outcome)
+        state.last_record = outcome
+        if is_done(outcome):
+            state.done += 1
+        else:
+            state.failed += 1
+
+    def finish(unit: Unit, outcome: dict[str, Any]) -> None:
+        record(outcome)
+        if isinstance(unit, SegmentUnit):
+            follow = book.segment_finished(unit, outcome)
+            if isinstance(follow, AssemblyUnit):
+                queue.append((follow, 1))
+            elif follow is not None:
+                record(follow)  # the video fails with its segment
+        elif isinstance(unit, AssemblyUnit) and is_done(outcome):
+            _remove_work_folders(options.out_dir, [unit.row])
+
+    def retry_or_fail(unit: Unit, attempt: int, error: str) -> None:
+        if attempt <= options.retries:
+            state.retried += 1
+            queue.append((unit, attempt + 1))
+        else:
+            finish(unit, failed_record(unit, error=error, attempt=attempt))
+
+    stop_at: float | None = None  # when running units are abandoned, once a stop was requested
+    try:
+        while in_flight or (queue and stop_at is None):
+            if stop_at is None and options.stop_requested is not None and options.stop_requested():
+                stop_at = time.monotonic() + options.stop_grace
+                state.stopped = True
+            if stop_at is not None and time.monotonic() >= stop_at:
+                break  # the grace is over: the finally clause abandons what still runs
+            while queue and idle and stop_at is None:
+                unit, attempt = queue.popleft()
+                slot = idle.pop()
+                in_flight[pool.submit(slot, unit, out_dir, attempt)] = (unit, attempt, slot)
+            state.running = len(in_flight)
+            if on_progress is not None:
+                on_progress(state)
+            for ref in pool.wait(list(in_flight), timeout=1.0):
+                unit, attempt, slot = in_flight.pop(ref)
+                try:
+                    outcome = pool.get(ref)
+                except RayActorError as error:  # the worker process died: replace it, requeue the unit
+                    pool.replace(slot)
+                    for output in unit_outputs(unit):
+                        ledger.clean_partials(options.out_dir / output)
+                    retry_or_fail(unit, attempt, f"worker died: {_last_line(error)}")
+                except UnitFailed as error:
+                    retry_or_fail(unit, attempt, _last_line(error))
+                else:
+                    finish(unit, outcome)
+                idle.append(slot)
+    finally:
+        if in_flight:
+            pool.abandon(list(in_flight))
+        else:
+            pool.shutdown()
+        for unit, _, _ in in_flight.values():  # abandoned (a stop, an interrupt): no temporary file stays
+            for output in unit_outputs(unit):
+                ledger.clean_partials(options.out_dir / output)
+        state.abandoned = [unit.id for unit, _, _ in in_flight.values()] + [unit.id for unit, _ in queue]
+        ledger.write_csv()
+    state.running = 0
+    if on_progress is not None:
+        on_progress(state)
+    return RunSummary(state=state, records=list(records), seconds=time.perf_counter() - state.started)
+
+
+def _last_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[-1] if text else type(error).__name__
+
+
+def _remove_work_folders(out_dir: Path, rows: list[ManifestRow]) -> None:
+    """Remove the segment frames of finished videos (`pipeline.work.units.video_work_folder`), and
+    the work folder itself once it is empty."""
+    for row in rows:
+        folder = Path(out_dir) / video_work_folder(row.id)
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            folder.parent.rmdir()
+        except OSError:  # absent, or other videos' segments are still in it
+            pass

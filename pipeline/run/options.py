@@ -1,0 +1,29 @@
+"""The options of a run: where it writes, what it runs on, how videos are cut, when it stops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.run.shard import Shard
+from pipeline.work.processors import Processors
+from pipeline.work.units import FramesFormat
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out_dir: Path
+    address: str | None = None  # a running Ray cluster; None = RAY_ADDRESS or an embedded local Ray
+    workers: int | None = None  # CPU workers when there is no GPU; None = one per 2 CPUs
+    retries: int = 2  # extra attempts for a failing unit
+    force: bool = False  # redo units the ledger has as done
+    processors: Processors = field(default_factory=Processors)  # what a worker runs for each kind of unit
+    segment_frames: int = 48  # frames kept per video segment; 0 = each video one chain
+    overlap: int = 3  # frames that only warm a segment's chain up (see pipeline.video.segments)
+    frames_format: FramesFormat | None = None  # also write videos' restored frames as images
+    warping_error: bool = True  # measure videos' warping error against their reference (optical flow)
+    shard: Shard | None = None  # run only this shard of the rows; its ledger lines go to its own file
+    in_process: bool = False  # run the units in this process, one at a time, without Ray
+    stop_requested: Callable[[], bool] | None = None  # polled; once true, no new unit starts
+    stop_grace: float = 60.0  # seconds running units get to finish after a stop; then they are abandoned

@@ -58,7 +58,7 @@ def fixed_cost_processor(
     write_image(target, torch.full((1, 8, 8), 0.5), "uint8")
     return ImageRecord.of(
         row,
-        output=row.output.as_posix(),
+        row.output.as_posix(),
         iterations=0,
         stop_reason="max_iterations",
         kept_iteration=0,

@@ -66,11 +66,11 @@ class Record:
     error: str | None = None  # why a failed attempt failed
 
     @classmethod
-    def of(cls: type[_R], row: ManifestRow, *, output: str, status: str = STATUS_DONE, unit_id: str | None = None,
-           **fields: Any) -> _R:
-        """A record of `row` (its id unless `unit_id`, its task, input and line), finished now."""
-        return cls(id=unit_id or row.id, status=status, task=row.task, input=str(row.input), output=output,
-                   row=row.row_number, **fields)
+    def of(cls: type[_R], row: ManifestRow, output: str, /, **fields: Any) -> _R:
+        """A record of `row` with its `output`, finished now: done, with the row's id, task, input
+        and line unless `fields` say otherwise, and the kind's own `fields`."""
+        common = {"id": row.id, "status": STATUS_DONE, "task": row.task, "input": str(row.input), "row": row.row_number}
+        return cls(**{**common, **fields}, output=output)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as the plain dict the ledger stores."""

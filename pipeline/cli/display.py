@@ -162,7 +162,7 @@ class RunDisplay:
         if self._bar is not None:
             self._bar.update(self._task, completed=finished, **self._fields(state, finished))
 
-    def _fields(self, state: RunState, finished: int) -> dict[str, str]:
+    def _fields(self, state: RunState, finished: int) -> dict[str, Any]:
         parts = [f"{state.done} done"]
         if state.failed:
             parts.append(f"[red]{state.failed} failed[/]")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TypeVar
 
 import imageio.v3 as iio
@@ -69,7 +69,7 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(str(side) for side in shape)
 
 
-def is_image_path(path: Path | str) -> bool:
+def is_image_path(path: PurePath | str) -> bool:
     """Whether `path` has a supported image extension (.png .jpg .jpeg .tif .tiff, any case)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
@@ -212,7 +212,7 @@ def _pillow_mode_for(stored_mode: str) -> str | None:
 def _read_pillow(path: Path, fmt: str) -> np.ndarray:
     with iio.imopen(path, "r", plugin="pillow") as image:
         stored_mode = image.metadata(index=0, exclude_applied=False)["mode"]
-        return image.read(index=0, mode=_pillow_mode_for(stored_mode), rotate=fmt == "jpeg")
+        return image.read(index=0, mode=_pillow_mode_for(stored_mode), rotate=fmt == "jpeg")  # type: ignore[call-arg]  # the pillow plugin's own options
 
 
 def _probe_pillow(path: Path, fmt: str) -> tuple[int, int, int, np.dtype]:

@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Generator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
 
 import torch
@@ -56,13 +56,13 @@ class SequenceInfo:
     has_audio: bool  # a video file with an audio track
 
 
-def is_frame_pattern(path: Path | str) -> bool:
+def is_frame_pattern(path: PurePath | str) -> bool:
     """Whether `path` is a printf pattern of frame images: one %d or %0Nd in an image file name."""
     path = Path(path)
     return len(_CONVERSION.findall(path.name)) == 1 and "%" not in str(path.parent) and is_image_path(path)
 
 
-def is_frame_sequence_path(path: Path | str) -> bool:
+def is_frame_sequence_path(path: PurePath | str) -> bool:
     """Whether `path` names frame images (a pattern, or a folder: no image or video extension)."""
     return is_frame_pattern(path) or not (is_image_path(path) or is_video_path(path))
 

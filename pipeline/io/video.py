@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import TracebackType
 from typing import Any
 
@@ -44,7 +44,7 @@ class VideoInfo:
     has_audio: bool
 
 
-def is_video_path(path: Path | str) -> bool:
+def is_video_path(path: PurePath | str) -> bool:
     """Whether `path` has a supported video extension (.mp4 .avi .mov .mkv, any case)."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 

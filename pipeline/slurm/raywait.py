@@ -7,6 +7,7 @@ Exit 0 when they are up, 1 (with the count seen) when the timeout passes first.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
@@ -20,7 +21,7 @@ def wait_for_nodes(address: str, nodes: int, timeout: float) -> int:
     while True:
         try:
             if not ray.is_initialized():
-                ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
             alive = sum(1 for node in ray.nodes() if node.get("Alive"))
         except Exception:  # noqa: BLE001 - the head is still starting; try again until the deadline
             alive = 0

@@ -80,7 +80,7 @@ def _run(unit: AssemblyUnit, out_dir: Path, worker: str, attempt: int, started: 
     consistency = TemporalConsistency(warping=unit.warping_error)
     export_to = frames_folder(unit.output) if unit.frames_format else None
     with ExitStack() as stack:
-        baselines = stack.enter_context(closing(iter_sequence(row.reference if has_reference else row.input)))
+        baselines = stack.enter_context(closing(iter_sequence(row.reference or row.input)))
         export = stack.enter_context(atomic_folder(out_dir / export_to)) if export_to is not None else None
         writer = stack.enter_context(
             VideoWriter(out_dir / unit.output, unit.fps, width, height, pix_fmt=_pixel_format(width, height), audio_from=audio)
@@ -100,7 +100,7 @@ def _run(unit: AssemblyUnit, out_dir: Path, worker: str, attempt: int, started: 
     assembly_seconds = time.perf_counter() - started
     return VideoRecord.of(
         row,
-        output=unit.output.as_posix(),
+        unit.output.as_posix(),
         frames=combined["frames"],
         fps=unit.fps,
         segments=combined["segments"],

@@ -95,7 +95,7 @@ def _run(
     written = read_image(target).pixels if reference is not None else result.image
     return ImageRecord.of(
         row,
-        output=row.output.as_posix(),
+        row.output.as_posix(),
         **quality_metrics(x0, written, reference),
         iterations=result.iterations,
         stop_reason=result.stop_reason,

@@ -129,8 +129,10 @@ def _run(
             references = stack.enter_context(closing(iter_sequence(row.reference, segment.start, segment.stop)))
         folder = stack.enter_context(atomic_folder(out_dir / unit.output))
         masks = _masks(row, order)
-        first_mask = masks  # the first frame's mask chooses the chain's inpainting network
-        if masks is not None and not isinstance(masks, Tensor):  # per-frame masks: peek at the first
+        first_mask: Tensor | None  # the first frame's mask chooses the chain's inpainting network
+        if masks is None or isinstance(masks, Tensor):
+            first_mask = masks
+        else:  # per-frame masks: peek at the first
             first_mask = next(masks)
             masks = itertools.chain([first_mask], masks)
         results = restore_video(
@@ -157,8 +159,8 @@ def _run(
                 tally.measure(x0, read_image(target).pixels, next(references))
     return SegmentRecord.of(
         row,
-        unit_id=unit.id,
-        output=unit.output.as_posix(),
+        unit.output.as_posix(),
+        id=unit.id,
         video=row.id,
         segment=segment.index,
         segments=unit.segments,

@@ -117,17 +117,15 @@ def failed_record(unit: Unit, *, error: str, worker: str = "", attempt: int = 1)
     if isinstance(unit, SegmentUnit):
         segment = unit.segment
         return SegmentRecord.of(
-            unit.row, unit_id=unit.id, output=unit.output.as_posix(), status=STATUS_FAILED, error=error,
+            unit.row, unit.output.as_posix(), id=unit.id, status=STATUS_FAILED, error=error,
             worker=worker, attempt=attempt, video=unit.row.id, segment=segment.index, segments=unit.segments,
             start=segment.start, stop=segment.stop, warmup_start=segment.warmup_start, lead_in=segment.lead_in,
         ).to_dict()
     if isinstance(unit, AssemblyUnit):
         return failed_video_record(unit.row, error=f"assembly failed: {error}", worker=worker, attempt=attempt)
-    return ImageRecord.of(unit, output=unit.output.as_posix(), status=STATUS_FAILED, error=error, worker=worker,
-                          attempt=attempt).to_dict()
+    return ImageRecord.of(unit, unit.output.as_posix(), status=STATUS_FAILED, error=error, worker=worker, attempt=attempt).to_dict()
 
 
 def failed_video_record(row: ManifestRow, *, error: str, worker: str = "", attempt: int = 1) -> dict[str, Any]:
     """The line of a video that could not be made: a segment failed for good, or its assembly."""
-    return VideoRecord.of(row, output=row.output.as_posix(), status=STATUS_FAILED, error=error, worker=worker,
-                          attempt=attempt).to_dict()
+    return VideoRecord.of(row, row.output.as_posix(), status=STATUS_FAILED, error=error, worker=worker, attempt=attempt).to_dict()

@@ -26,7 +26,7 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -155,9 +155,10 @@ class Ledger:
                     latest[unit_id] = record
         return latest
 
-    def done_ids(self) -> set[str]:
-        """Ids whose latest record has status "done" and whose output still exists."""
-        return {unit_id for unit_id, record in self.load().items() if self.is_done(record)}
+    def done_ids(self, records: Mapping[str, dict[str, Any]] | None = None) -> set[str]:
+        """Ids whose latest record (in `records`, default `load()`) is done and whose output still exists."""
+        latest = self.load() if records is None else records
+        return {unit_id for unit_id, record in latest.items() if self.is_done(record)}
 
     def is_done(self, record: dict[str, Any]) -> bool:
         """Whether `record` has status "done" and its output (file, or segment folder) exists."""

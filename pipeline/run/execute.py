@@ -48,7 +48,6 @@ class RunState:
     running: int = 0
     retried: int = 0
     started: float = field(default_factory=time.perf_counter)
-    last_record: dict[str, Any] | None = None
     records: list[dict[str, Any]] = field(default_factory=list)  # every record of this run so far, in order
     stopped: bool = False  # a stop was requested: the units not finished are left for the next run
     abandoned: list[str] = field(default_factory=list)  # ids of units left unfinished by the stop
@@ -113,7 +112,6 @@ def execute(plan: Plan, options: RunOptions, on_progress: Callable[[RunState], N
     def record(outcome: dict[str, Any]) -> None:
         ledger.append(outcome)
         records.append(outcome)
-        state.last_record = outcome
         if is_done(outcome):
             state.done += 1
         else:

@@ -90,7 +90,7 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
         rows = options.shard.select(rows)
     ledger = Ledger(options.out_dir)
     records = {} if options.force else ledger.load()
-    done = {unit_id for unit_id, record in records.items() if ledger.is_done(record)}
+    done = ledger.done_ids(records)
     units: list[Unit] = []
     skipped: list[ManifestRow] = []
     videos: list[VideoJob] = []

@@ -2,7 +2,7 @@
 
 `execute` `submit`s a unit to a free slot, `wait`s for finished ones, `get`s an outcome (raising
 the unit's error as `UnitFailed`, or Ray's `RayActorError` when the worker process died),
-`replace`s a dead worker, and `abandon`s or `shuts_down` the pool at the end.
+`replace`s a dead worker, and `abandon`s the running units or `shutdown`s the pool at the end.
 
 `RayPool`: one stateful `Worker` actor per GPU (or per few CPU cores), replaced in its slot when
 it dies. `InProcessPool`: one slot, this process (`pipeline run --no-ray`, for clusters that forbid
@@ -68,9 +68,6 @@ class Worker:
 
     def run(self, unit: Unit, out_dir: str, attempt: int) -> dict[str, Any]:
         return self.runner.run(unit, out_dir, attempt)
-
-    def pid(self) -> int:
-        return os.getpid()
 
 
 def _error_text(error: BaseException) -> str:

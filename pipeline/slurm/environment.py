@@ -61,11 +61,6 @@ class SlurmEnvironment:
     def in_job(self) -> bool:
         return self.job_id is not None
 
-    @property
-    def requeued(self) -> bool:
-        """Whether this run is a restart of a requeued (pre-empted) job."""
-        return (self.restart_count or 0) > 0
-
 
 def _integer(variable: str, text: str) -> int:
     try:

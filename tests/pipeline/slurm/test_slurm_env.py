@@ -45,16 +45,16 @@ def test_a_job_environment_is_read_into_one_record() -> None:
         gpus_on_node=4,
         submit_dir="/home/me",
     )
-    assert env.in_job and env.requeued
+    assert env.in_job and env.restart_count == 2
 
 
 def test_outside_a_job_everything_is_none() -> None:
     env = SlurmEnvironment.from_mapping({"PATH": "/usr/bin", "SLURM_RESTART_COUNT": ""})
-    assert env == SlurmEnvironment() and not env.in_job and not env.requeued
+    assert env == SlurmEnvironment() and not env.in_job
 
 
 def test_a_first_run_is_not_a_restart() -> None:
-    assert not SlurmEnvironment.from_mapping({"SLURM_JOB_ID": "7", "SLURM_RESTART_COUNT": "0"}).requeued
+    assert SlurmEnvironment.from_mapping({"SLURM_JOB_ID": "7", "SLURM_RESTART_COUNT": "0"}).restart_count == 0
 
 
 def test_a_garbled_variable_is_named() -> None:

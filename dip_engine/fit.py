@@ -3,6 +3,11 @@
 Adam on the generator's weights, fresh noise added to z at every iteration, an exponential
 average of the outputs, a divergence guard, and an early-stopping criterion that keeps the image
 at its detected optimum. It can start from a given `FitState` and returns its final one.
+
+The loop's parts are shared with `dip_engine.batch.fit_batch`: `Training` sets up a generator,
+its Adam and the precision switches and takes the step; `Track` is one problem's side of the
+loop (code, noise stream, output average, criterion, history, kept image). `fit` runs one track
+with the divergence guard; `fit_batch` runs K tracks through one grouped generator.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,10 +26,17 @@ from torch import Tensor
 from dip_engine.config import FitConfig, NetConfig, Performance
 from dip_engine.functional import psnr
 from dip_engine.guard import DivergenceGuard
-from dip_engine.nets import build_generator, input_code, padded_size
+from dip_engine.nets import Generator, build_generator, input_code, padded_size
 from dip_engine.operators import Operator
 from dip_engine.result import FitState, History, Restoration
-from dip_engine.step import CompiledSteps, StepKey, autocast_dtype, set_cuda_switches, step_loss
+from dip_engine.step import (
+    CompiledSteps,
+    Crop,
+    StepKey,
+    autocast_dtype,
+    set_cuda_switches,
+    step_loss,
+)
 from dip_engine.stopping import Rule, choose_rule
 
 # Called after every iteration with (iteration, image, generator); may inspect or poison the weights.
@@ -137,6 +150,181 @@ def rule_for(problem: Problem, fit_config: FitConfig) -> Rule:
     return choose_rule(fit_config, problem.observation, None if known is None else known.to(problem.observation.device))
 
 
+def image_crop(size: tuple[int, int], net_config: NetConfig) -> Crop:
+    """Where an image of `size` lies in the network's padded output: (top, left, height, width)."""
+    height, width = size
+    _, _, top, left = padded_layout(size, net_config)
+    return top, left, height, width
+
+
+class Training:
+    """A generator on its device with its Adam, the precision switches and the step: the set-up
+    `fit` and `fit_batch` share, so both train a network the same way.
+
+    Compiled steps use Adam's fused kernel (see `dip_engine.step`); eager ones keep the default.
+    `steps` is a worker's cache of compiled steps; with `performance.compile` and no cache, the
+    steps are compiled through one of this training alone.
+    """
+
+    def __init__(self, net: Generator, fit_config: FitConfig, device: torch.device, steps: CompiledSteps | None) -> None:
+        self.device = device
+        self.performance = fit_config.performance
+        self.learning_rate = fit_config.learning_rate
+        self.use(net)
+        set_cuda_switches(device, self.performance)
+        self.autocast, use_scaler = autocast_context(device, self.performance)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+        self._steps = (steps or CompiledSteps()) if self.performance.compile else None
+
+    def use(self, net: Generator) -> None:
+        """Train `net` from now on: on the device, in training mode and the configured memory
+        format, with a fresh Adam (a batch that shrinks loads the kept moments into it)."""
+        net.to(self.device).train()
+        if self.performance.channels_last:
+            net.to(memory_format=torch.channels_last)
+        self.net = net
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate, fused=self.performance.compile or None)
+
+    def resume(self, optimizer_state: dict[str, Any]) -> None:
+        """Continue an earlier fit's Adam (its moments and step counts) at this fit's learning rate."""
+        self.optimizer.load_state_dict(optimizer_state)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate
+
+    def laid_out(self, net_input: Tensor) -> Tensor:
+        """`net_input` in the memory format the generator runs in."""
+        return net_input.contiguous(memory_format=torch.channels_last) if self.performance.channels_last else net_input
+
+    def loss_step(self, function: Callable[..., Any], problem: Problem) -> Callable[..., Any]:
+        """`function` (a loss step of `dip_engine.step`) for the current generator and problems
+        shaped like `problem`: compiled once per `StepKey` when the performance asks for it."""
+        if self._steps is None:
+            return function
+        config = self.net.config
+        padded_h, padded_w, _, _ = padded_layout(problem.size, config)
+        key = StepKey(config, self.net.problems, self.net.in_channels, self.net.out_channels, (padded_h, padded_w),
+                      image_crop(problem.size, config), type(problem.operator).__name__, str(self.device),
+                      self.performance, problem.anchor is not None)
+        return self._steps.get(function, key)
+
+    def step(self, loss: Tensor) -> None:
+        """One Adam step on `loss` (scaled when float16 autocast needs it)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+
+class Track:
+    """One problem's own side of a fit: its input code and noise stream, output average,
+    stopping rule and criterion, history, and the image it keeps.
+
+    `fit` runs one track, `fit_batch` K of them through one grouped generator; either way a
+    problem's iterations are recorded and judged by the same code. The noise stream is seeded
+    by `seed` + 1 (the code and the generator's weights are drawn from `seed` itself).
+    `reference` only feeds the PSNR traces; `average` starts the output average (a warm start's).
+    """
+
+    def __init__(self, problem: Problem, fit_config: FitConfig, code: Tensor, seed: int, device: torch.device,
+                 reference: Tensor | None = None, average: Tensor | None = None) -> None:
+        self.fit_config = fit_config
+        self.device = device
+        self.channels, self.size = problem.channels, problem.size
+        self.operator = problem.operator.to(device)
+        self.observation = problem.observation.to(device)
+        self.code = code
+        self.noise = torch.Generator(device=device).manual_seed(seed + 1)
+        self.reference = reference
+        self.rule = rule_for(problem, fit_config)
+        self.criterion = self.rule.criterion(fit_config, self.operator.known)
+        self.history = History(rule=self.rule.kind, noise_sigma=self.rule.noise_sigma, keep_known=self.rule.keep_known)
+        self.average = OutputAverage(fit_config.average, average)
+        self.image: Tensor | None = None  # the latest image
+        self.kept: Tensor | None = None
+        self.kept_iteration = 0
+        self.iterations = 0
+        self.stop_reason = "max_iterations"
+
+    def net_input(self) -> Tensor:
+        """This iteration's input: the code plus fresh noise from the track's own stream."""
+        std = self.fit_config.reg_noise_std
+        if std <= 0:
+            return self.code
+        return self.code + std * torch.randn(self.code.shape, generator=self.noise, device=self.device, dtype=self.code.dtype)
+
+    def after_step(self, raw: Tensor, iteration: int) -> Tensor:
+        """Take in the raw output (1, C, H, W) of the iteration whose step was just taken: average
+        it, form the image, feed the criterion and the traces, and keep the image when the
+        criterion asks for it. Returns the image."""
+        self.iterations = iteration
+        self.average.add(raw)
+        network = network_image(raw, self.average, self.fit_config)
+        self.image = image = put_back_known(network, self.rule, self.operator, self.observation)
+        self.history.criterion.append(self.criterion.observe(raw, image))
+        if self.criterion.keep_now:
+            self.kept, self.kept_iteration = image.clone(), iteration
+        if self.reference is not None:
+            trace_psnr(self.history, self.reference, raw, network, image, self.rule, self.operator, self.observation)
+        return image
+
+    def stops(self) -> bool:
+        """Whether the criterion ends the problem after the latest step; records why."""
+        if not self.criterion.should_stop():
+            return False
+        self.stop_reason = self.rule.stop_reason
+        return True
+
+    def skip(self, iteration: int) -> None:
+        """Record an iteration whose step was not taken (its loss was bad): NaN in the traces."""
+        self.iterations = iteration
+        self.history.criterion.append(math.nan)
+        if self.reference is not None:
+            self.history.psnr.append(math.nan)
+            self.history.raw_psnr.append(math.nan)
+            if self.rule.keep_known:
+                self.history.network_psnr.append(math.nan)
+
+    def result(self, started: float, state: FitState | None = None) -> Restoration:
+        """The restoration: the kept image, or the latest one where the criterion kept none or its
+        image was still to come; `seconds` counts from `started` (a `time.perf_counter()`)."""
+        if self.kept is None or self.criterion.keep_pending:
+            self.kept, self.kept_iteration = self.image, self.iterations
+        if self.kept is None:  # diverged before a single good step: a grey image, stop_reason says why
+            self.kept = torch.full((1, self.channels, *self.size), 0.5, device=self.device)
+        return Restoration(
+            image=self.kept[0].clamp(0, 1),
+            iterations=self.iterations,
+            stop_reason=self.stop_reason,
+            history=self.history,
+            seconds=time.perf_counter() - started,
+            kept_iteration=self.kept_iteration,
+            state=state,
+        )
+
+
+def _final_state(training: Training, track: Track) -> FitState:
+    """What a later fit needs to continue this one."""
+    return FitState(
+        weights={k: v.detach().clone() for k, v in training.net.state_dict().items()},
+        optimizer=training.optimizer.state_dict(),
+        code=track.code,
+        average=track.average.value() if track.fit_config.average > 0 else None,
+    )
+
+
+def _diverged(guard: DivergenceGuard, track: Track, iteration: int, loss: float) -> bool:
+    """After a bad loss: roll back to the guard's last good state and go on, or end the fit as
+    diverged once the guard is exhausted (returns True then). Either is an event in the history."""
+    track.skip(iteration)
+    if guard.exhausted:
+        track.stop_reason = "diverged"
+        track.history.events.append({"event": "diverged", "iteration": iteration, "loss": loss})
+        return True
+    event = guard.roll_back()
+    track.history.events.append({"event": "rollback", "iteration": iteration, "loss": loss, **event})
+    return False
+
+
 def fit(
     problem: Problem,
     net_config: NetConfig,
@@ -154,114 +342,39 @@ def fit(
     `performance.compile`, the step is compiled through `steps` (a worker's cache: later fits of
     the same shape reuse it), or through a cache of this fit alone when None."""
     started = time.perf_counter()
-    height, width = problem.size
-    padded_h, padded_w, top, left = padded_layout(problem.size, net_config)
     code = initial_state.code.to(device) if initial_state is not None else initial_code(problem, net_config, seed, device)
-
     net = build_generator(net_config, code.shape[1], problem.channels, seed)
     if initial_state is not None:
         net.load_state_dict(initial_state.weights)
-    net.to(device).train()
-    performance = fit_config.performance
-    if performance.channels_last:
-        net.to(memory_format=torch.channels_last)
-        code = code.contiguous(memory_format=torch.channels_last)
-    # Compiled steps use Adam's fused kernel (see dip_engine.step); eager ones keep the default.
-    optimizer = torch.optim.Adam(net.parameters(), lr=fit_config.learning_rate, fused=performance.compile or None)
+    training = Training(net, fit_config, device, steps)
     if initial_state is not None:
-        optimizer.load_state_dict(initial_state.optimizer)
-        for group in optimizer.param_groups:
-            group["lr"] = fit_config.learning_rate
-    set_cuda_switches(device, performance)
-    crop = (top, left, height, width)
-    loss_step = step_loss
-    if performance.compile:
-        key = StepKey(net_config, 1, code.shape[1], problem.channels, (padded_h, padded_w), crop,
-                      type(problem.operator).__name__, str(device), performance, problem.anchor is not None)
-        loss_step = (steps or CompiledSteps()).get(step_loss, key)
-    autocast, use_scaler = autocast_context(device, performance)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-
-    operator = problem.operator.to(device)
-    observation = problem.observation.to(device)
+        training.resume(initial_state.optimizer)
+    carried = None if initial_state is None or initial_state.average is None else initial_state.average.to(device)
+    track = Track(problem, fit_config, training.laid_out(code), seed, device, reference, carried)
+    loss_step = training.loss_step(step_loss, problem)
+    crop = image_crop(problem.size, net_config)
     anchor = None if problem.anchor is None else problem.anchor.to(device)
     anchor_weight = None if problem.anchor_weight is None else problem.anchor_weight.to(device)
-    noise = torch.Generator(device=device).manual_seed(seed + 1)
-    guard = DivergenceGuard(fit_config.guard, net, optimizer)
-    rule = rule_for(problem, fit_config)
-    criterion = rule.criterion(fit_config, operator.known)
-    history = History(rule=rule.kind, noise_sigma=rule.noise_sigma, keep_known=rule.keep_known)
-    carried = None if initial_state is None or initial_state.average is None else initial_state.average.to(device)
-    average = OutputAverage(fit_config.average, carried)
-    kept: Tensor | None = None
-    kept_iteration = 0
-    image: Tensor | None = None
-    stop_reason = "max_iterations"
-    iteration = 0
+    guard = DivergenceGuard(fit_config.guard, training.net, training.optimizer)
 
     for iteration in range(1, fit_config.max_iterations + 1):
-        net_input = code
-        if fit_config.reg_noise_std > 0:
-            net_input = code + fit_config.reg_noise_std * torch.randn(
-                code.shape, generator=noise, device=device, dtype=code.dtype
-            )
-        with autocast:
-            output, data, loss = loss_step(net, net_input, crop, operator, observation, anchor, anchor_weight)
+        net_input = track.net_input()
+        with training.autocast:
+            output, data, loss = loss_step(training.net, net_input, crop, track.operator, track.observation, anchor, anchor_weight)
         loss_value = loss.item()
-        history.loss.append(data.item() if anchor is not None else loss_value)
+        track.history.loss.append(data.item() if anchor is not None else loss_value)
         if guard.is_bad(loss_value):
-            history.criterion.append(math.nan)
-            if reference is not None:
-                history.psnr.append(math.nan)
-                history.raw_psnr.append(math.nan)
-                if rule.keep_known:
-                    history.network_psnr.append(math.nan)
-            if guard.exhausted:
-                stop_reason = "diverged"
-                history.events.append({"event": "diverged", "iteration": iteration, "loss": loss_value})
+            if _diverged(guard, track, iteration, loss_value):
                 break
-            event = guard.roll_back()
-            history.events.append({"event": "rollback", "iteration": iteration, "loss": loss_value, **event})
             continue
         guard.accept(loss_value, iteration)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-        raw = output.detach()
-        average.add(raw)
-        network = network_image(raw, average, fit_config)
-        image = put_back_known(network, rule, operator, observation)
-        history.criterion.append(criterion.observe(raw, image))
-        if criterion.keep_now:
-            kept, kept_iteration = image.clone(), iteration
-        if reference is not None:
-            trace_psnr(history, reference, raw, network, image, rule, operator, observation)
+        training.step(loss)
+        image = track.after_step(output.detach(), iteration)
         if callback is not None:
-            callback(iteration, image, net)
-        if criterion.should_stop():
-            stop_reason = rule.stop_reason
+            callback(iteration, image, training.net)
+        if track.stops():
             break
 
-    if kept is None or criterion.keep_pending:
-        kept, kept_iteration = image, iteration
-    if kept is None:  # diverged before a single good step: a grey image, stop_reason says why
-        kept = torch.full((1, problem.channels, height, width), 0.5, device=device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    state = FitState(
-        weights={k: v.detach().clone() for k, v in net.state_dict().items()},
-        optimizer=optimizer.state_dict(),
-        code=code,
-        average=average.value() if fit_config.average > 0 else None,
-    )
-    return Restoration(
-        image=kept[0].clamp(0, 1),
-        iterations=iteration,
-        stop_reason=stop_reason,
-        history=history,
-        seconds=time.perf_counter() - started,
-        kept_iteration=kept_iteration,
-        state=state,
-    )
+    return track.result(started, _final_state(training, track))

@@ -13,6 +13,12 @@ from torch import Tensor, nn
 from dip_engine.config import GuardConfig
 
 
+def is_bad_loss(loss: float, last_good_loss: float, spike_factor: float) -> bool:
+    """Whether `loss` shows divergence: it is not finite, or it exceeds `spike_factor` × the last
+    good loss (math.inf: only a non-finite loss is bad)."""
+    return not math.isfinite(loss) or loss > spike_factor * last_good_loss
+
+
 @dataclass
 class _Snapshot:
     weights: dict[str, Tensor]
@@ -38,9 +44,8 @@ class DivergenceGuard:
         self._snapshot: _Snapshot | None = None
 
     def is_bad(self, loss: float) -> bool:
-        if not self.config.enabled:
-            return False
-        return not math.isfinite(loss) or loss > self.config.spike_factor * self.last_good_loss
+        """Whether `loss` is bad (`is_bad_loss`); never while the guard is off."""
+        return self.config.enabled and is_bad_loss(loss, self.last_good_loss, self.config.spike_factor)
 
     def accept(self, loss: float, iteration: int) -> None:
         """Record a good loss; snapshot the state (before this iteration's step) now and then."""

@@ -10,12 +10,13 @@ first float32 step, and the float32 end's PSNR.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
 import torch
 
-from dip_engine import Denoising, NetConfig, Performance, Restoration, StoppingConfig, fit, fit_batch, get_task, psnr
+from dip_engine import Denoising, GuardConfig, NetConfig, Performance, Restoration, StoppingConfig, fit, fit_batch, get_task, psnr
 from dip_engine.nets import Generator, build_generator, split_state, stack_states
 from dip_engine.restore import prepare
 from tests.conftest import photo
@@ -122,6 +123,27 @@ def test_early_stopped_problems_leave_the_batch_and_the_rest_go_on(crops, float6
         assert (b.stop_reason, b.iterations, b.kept_iteration) == (a.stop_reason, a.iterations, a.kept_iteration)
         assert (a.image - b.image).abs().max().item() < 1e-6
 
+
+@pytest.mark.parametrize("guard", [GuardConfig(), GuardConfig(enabled=False)], ids=["guard", "no-guard"])
+def test_a_diverging_problem_leaves_the_batch_and_is_fitted_again_alone(crops, guard) -> None:  # type: ignore[no-untyped-def]
+    """Problem 1's head turns NaN after step 5: it leaves the batch (with the guard off too: a
+    batch cannot carry a NaN problem) and `fit` restores it alone; the others go on undisturbed."""
+    problems = [prepare(n, "denoise")[1] for n in crops[1]]
+    config = replace(_fixed(10), guard=guard)
+
+    def poison(iteration: int, outputs: torch.Tensor, net: torch.nn.Module) -> None:
+        if iteration == 5:
+            with torch.no_grad():
+                net.head.bias[3:6].fill_(math.nan)  # type: ignore[index,union-attr]  # problem 1's output channels
+
+    poisoned = fit_batch(problems, SMALL_NET, config, seeds=SEEDS, device=CPU, callback=poison)
+    healthy = fit_batch(problems, SMALL_NET, config, seeds=SEEDS, device=CPU)
+    alone = fit(problems[1], SMALL_NET, config, seed=SEEDS[1], device=CPU)
+    assert poisoned[1].history.loss == alone.history.loss and torch.equal(poisoned[1].image, alone.image)
+    assert poisoned[1].state is None and all(math.isfinite(v) for v in poisoned[1].history.loss)
+    for k in (0, 2):
+        assert poisoned[k].history.loss == pytest.approx(healthy[k].history.loss, rel=1e-6)
+        assert (poisoned[k].image - healthy[k].image).abs().max().item() < 1e-5
 
 def test_a_batch_holds_one_shape_and_one_task(crops) -> None:  # type: ignore[no-untyped-def]
     _, noisy = crops

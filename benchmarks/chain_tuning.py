@@ -35,8 +35,8 @@ from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 
 import torch
-
 from clips import degrade, make_clip
+
 from dip_engine import get_task, psnr, restore
 from dip_engine.config import Performance, StoppingConfig
 from dip_engine.synthetic import text_mask
@@ -94,8 +94,9 @@ def run_job(job: Job, size: int, device: str, threads: int, cold_cap: int | None
     else:
         frames = iter(observed[job.first : job.stop])
         references = iter(clean[job.first : job.stop])
-        chain = restore_video(frames, job.task, config=config, chain=job.chain, device=device, references=references,
-                              warmup=job.warmup, masks=mask)
+        chain = restore_video(
+            frames, job.task, config=config, chain=job.chain, device=device, references=references, warmup=job.warmup, masks=mask
+        )
         for frame in chain:
             index = job.first + frame.index
             r = frame.restoration
@@ -154,7 +155,9 @@ def inpaint_jobs(frames: int) -> list[Job]:
         "inpaint chain, task settings": task,
         "inpaint chain, task settings, tolerance 4e-4": replace(task, warm_stopping=replace(task.warm_stopping, converge_tolerance=4e-4)),
     }
-    return _cold_jobs("inpaint", frames, frames) + [Job(name, "inpaint", frames, 0, frames, 0, chain=chain) for name, chain in chains.items()]
+    return _cold_jobs("inpaint", frames, frames) + [
+        Job(name, "inpaint", frames, 0, frames, 0, chain=chain) for name, chain in chains.items()
+    ]
 
 
 def denoise_cap_jobs(caps: list[int]) -> list[Job]:
@@ -216,7 +219,10 @@ def main() -> None:
             results.append((job, rows))
             kept = [r for r in rows if r.index >= job.keep_from]
             frames = " ".join(f"{r.index}:{r.psnr:.2f}/{r.iterations}{'c' if r.cold else ''}" for r in rows)
-            print(f"| {job.name} | {statistics.fmean(r.psnr for r in kept):.2f} | {sum(r.iterations for r in rows)} | {seconds:.0f} s | {frames} |", flush=True)
+            print(
+                f"| {job.name} | {statistics.fmean(r.psnr for r in kept):.2f} | {sum(r.iterations for r in rows)} | {seconds:.0f} s | {frames} |",
+                flush=True,
+            )
     if args.traces:
         print("\n# PSNR at iterations " + ", ".join(map(str, TRACE_POINTS)))
         for job, rows in results:

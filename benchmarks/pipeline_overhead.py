@@ -125,8 +125,11 @@ def orchestration(units: int, cost: float, worker_counts: list[int]) -> None:
                 assert summary.succeeded and summary.state.done == count, summary.state
                 walls[workers, count] = wall
                 per_unit_ms = (wall * workers / count - cost) * 1000
-                print(f"| {workers} | {count} | {wall:.2f} | {count * cost / workers:.2f} | {per_unit_ms:.0f} |"
-                      f" {per_unit_ms / TEN_SECONDS_MS:.1%} |", flush=True)
+                print(
+                    f"| {workers} | {count} | {wall:.2f} | {count * cost / workers:.2f} | {per_unit_ms:.0f} |"
+                    f" {per_unit_ms / TEN_SECONDS_MS:.1%} |",
+                    flush=True,
+                )
     ray.shutdown()
     print("\nmarginal cost of one more unit (2N-unit run minus N-unit run; pool start-up cancels out):\n")
     print("| workers | marginal overhead per unit ms | % of a 10 s unit | fixed start-up s (N-unit run) |")
@@ -204,9 +207,11 @@ def planning(rows: int, done: int) -> None:
     print(f"| plan_run (ledger: {done:,} done) | {planned_at - parsed_at:.2f} |")
     print(f"| Plan.estimated_iterations | {estimated_at - planned_at:.2f} |")
     print(f"| **total** (target < 10 s) | **{total:.2f}** |")
-    print(f"\npeak memory (target < 1 GiB): max RSS grew by {rss_growth:.0f} MiB; tracemalloc peak of Python "
-          f"allocations {traced_peak / 2**20:.0f} MiB ({traced_peak / rows:.0f} bytes per row); "
-          f"estimated iterations {estimated:,}")
+    print(
+        f"\npeak memory (target < 1 GiB): max RSS grew by {rss_growth:.0f} MiB; tracemalloc peak of Python "
+        f"allocations {traced_peak / 2**20:.0f} MiB ({traced_peak / rows:.0f} bytes per row); "
+        f"estimated iterations {estimated:,}"
+    )
     verdict = "met" if total < 10 and max(rss_growth, traced_peak / 2**20) < 1024 else "NOT met"
     print(f"targets {verdict}")
 

@@ -29,16 +29,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from classical import cbm3d  # benchmarks/ is run as a folder of scripts
+from published import RECIPES, run_recipe
 from skimage import data
 
 from dip_engine import Denoising, Inpainting, Performance, SuperResolution, block_mask, get_task, psnr, restore, synthesize_flash_pair
+from dip_engine.masks import hole_radius
 from dip_engine.step import autocast_dtype
 from dip_engine.synthetic import text_mask
 from dip_engine.tasks import THIN_HOLE_RADIUS, with_performance
-from dip_engine.masks import hole_radius
-
-from classical import cbm3d  # benchmarks/ is run as a folder of scripts
-from published import RECIPES, run_recipe
 
 CROPS = {"astronaut": (0.05, 0.35), "coffee": (0.25, 0.1), "chelsea": (0.1, 0.3)}  # top, left fractions
 CASES = ("denoise", "sr4", "sr8", "inpaint-text", "inpaint-blocks", "flash")
@@ -96,10 +95,16 @@ def main() -> None:
     args = parser.parse_args()
     fast = not args.fp32 and autocast_dtype(torch.device("cpu"), Performance(amp=True)) is not None
     performance = Performance(amp=fast, channels_last=fast)
-    where = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    where = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
     print(f"# {where}, torch {torch.__version__}, {'bf16 autocast + channels_last' if fast else 'fp32'}")
-    print("| case | image | size | input dB | recipe dB (fixed it.) | recipe best dB (it.) | engine dB | engine it. | stop |"
-          " engine − recipe dB | engine raw output dB | before known pixels kept dB | CBM3D dB (s) | recipe s | engine s |")
+    print(
+        "| case | image | size | input dB | recipe dB (fixed it.) | recipe best dB (it.) | engine dB | engine it. | stop |"
+        " engine − recipe dB | engine raw output dB | before known pixels kept dB | CBM3D dB (s) | recipe s | engine s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for image in args.images:
@@ -107,8 +112,9 @@ def main() -> None:
             for name in args.cases:
                 case = make_case(name, clean)
                 recipe = RECIPES[case.recipe]
-                reference_run = run_recipe(recipe, case.forward, case.observation, case.reference,
-                                           guide=case.inputs.get("flash"), autocast=fast)
+                reference_run = run_recipe(
+                    recipe, case.forward, case.observation, case.reference, guide=case.inputs.get("flash"), autocast=fast
+                )
                 task = get_task(case.task)
                 config = with_performance(task.config_for(**{k: v for k, v in case.inputs.items() if k == "mask"}), performance)
                 started = time.perf_counter()
@@ -123,10 +129,13 @@ def main() -> None:
                     estimate, seconds = cbm3d(case.observation, SIGMA)
                     classical = f"{psnr(estimate, case.reference):.2f} ({seconds:.1f})"
                 best, best_at = reference_run.best
-                print(f"| {name} | {image} | {size} | {case.input_psnr:.2f} | {reference_run.final:.2f} ({recipe.iterations}) |"
-                      f" {best:.2f} ({best_at}) | {output:.2f} | {result.iterations} | {result.stop_reason} |"
-                      f" {output - reference_run.final:+.2f} | {raw:.2f} | {network} | {classical} |"
-                      f" {reference_run.seconds:.0f} | {engine_seconds:.0f} |", flush=True)
+                print(
+                    f"| {name} | {image} | {size} | {case.input_psnr:.2f} | {reference_run.final:.2f} ({recipe.iterations}) |"
+                    f" {best:.2f} ({best_at}) | {output:.2f} | {result.iterations} | {result.stop_reason} |"
+                    f" {output - reference_run.final:+.2f} | {raw:.2f} | {network} | {classical} |"
+                    f" {reference_run.seconds:.0f} | {engine_seconds:.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

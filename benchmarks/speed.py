@@ -36,12 +36,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
+from published import published_skip  # benchmarks/ is run as a folder of scripts
 from torch.utils.flop_counter import FlopCounterMode
 
 from dip_engine import Performance, StoppingConfig, fit, fit_batch, get_task
 from dip_engine.restore import prepare
-
-from published import published_skip  # benchmarks/ is run as a folder of scripts
 
 # ----- the published recipe's step (its generator is in benchmarks/published.py) -------------
 
@@ -176,15 +175,19 @@ def main() -> None:
         chosen.insert(0, "eager fp32")
 
     print(f"# {device_name(device)}; torch {torch.__version__}; median of {args.iterations} iterations after {args.warmup}")
-    print("| size | mode | s / problem-iteration | GFLOP / iteration | GFLOP/s | speed-up over the published step | over the engine's eager fp32 |")
+    print(
+        "| size | mode | s / problem-iteration | GFLOP / iteration | GFLOP/s | speed-up over the published step | over the engine's eager fp32 |"
+    )
     print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
         generator = torch.Generator().manual_seed(size)
         noisy = torch.rand(3, size, size, generator=generator)
         flops = step_flops(size, device)
-        runs: list[tuple[str, Callable[[], float]]] = [("published recipe (eager fp32)", lambda: time_published(noisy, device, args.warmup, args.iterations))]
+        runs: list[tuple[str, Callable[[], float]]] = [
+            ("published recipe (eager fp32)", lambda noisy=noisy: time_published(noisy, device, args.warmup, args.iterations))
+        ]
         for name in chosen:
-            runs.append((f"engine, {name}", lambda m=modes[name]: time_engine(noisy, device, m, args.warmup, args.iterations)))
+            runs.append((f"engine, {name}", lambda m=modes[name], noisy=noisy: time_engine(noisy, device, m, args.warmup, args.iterations)))
         baseline = engine_eager = None
         for name, measure in runs:
             seconds = measure()
@@ -192,7 +195,10 @@ def main() -> None:
             if name == "engine, eager fp32":
                 engine_eager = seconds
             versus_engine = f"{engine_eager / seconds:.2f}×" if engine_eager else "–"
-            print(f"| {size} | {name} | {seconds:.4f} | {flops / 1e9:.1f} | {flops / 1e9 / seconds:.0f} | {baseline / seconds:.2f}× | {versus_engine} |", flush=True)
+            print(
+                f"| {size} | {name} | {seconds:.4f} | {flops / 1e9:.1f} | {flops / 1e9 / seconds:.0f} | {baseline / seconds:.2f}× | {versus_engine} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

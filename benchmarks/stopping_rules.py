@@ -20,12 +20,11 @@ import math
 from dataclasses import replace
 
 import torch
+from quality import crop  # benchmarks/ is run as a folder of scripts
 
 from dip_engine import Denoising, Inpainting, Performance, SuperResolution, block_mask, get_task, psnr, restore
 from dip_engine.synthetic import text_mask
 from dip_engine.tasks import region_inpainting_config, text_inpainting_config, with_max_iterations, with_performance
-
-from quality import crop  # benchmarks/ is run as a folder of scripts
 
 TOLERANCES = (4e-3, 2e-3, 1e-3, 5e-4, 2.5e-4)
 
@@ -52,8 +51,9 @@ def main() -> None:
     parser.add_argument("--images", nargs="+", default=["astronaut", "coffee", "chelsea"])
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--noise", type=float, default=0.0, help="σ of noise added to the observation (0–1 units)")
-    parser.add_argument("--network", choices=["mask", "text", "region"], default="mask",
-                        help="inpainting: the configuration the mask chooses, or this one")
+    parser.add_argument(
+        "--network", choices=["mask", "text", "region"], default="mask", help="inpainting: the configuration the mask chooses, or this one"
+    )
     parser.add_argument("--cap", type=int, help="run this many iterations instead of the preset's cap")
     args = parser.parse_args()
     performance = Performance(amp=True, channels_last=True)
@@ -76,8 +76,11 @@ def main() -> None:
             cap = config.fit.max_iterations
             # A noisy input keeps no given pixels (as the auto rule decides for it) under either rule.
             keep = config.fit.keep_known and not args.noise
-            traced = replace(config.fit, keep_known=keep,
-                             stopping=replace(config.fit.stopping, kind="converged", converge_tolerance=1e-12, noise_threshold=math.inf))
+            traced = replace(
+                config.fit,
+                keep_known=keep,
+                stopping=replace(config.fit.stopping, kind="converged", converge_tolerance=1e-12, noise_threshold=math.inf),
+            )
             result = restore(x0, task, config=replace(config, fit=traced), reference=clean, scale=scale, **extra)
             trace, changes = result.history.psnr, result.history.criterion
             best = max(range(len(trace)), key=trace.__getitem__)
@@ -97,8 +100,11 @@ def main() -> None:
                 noisy_config = replace(config, fit=replace(traced, stopping=replace(config.fit.stopping, kind="variance")))
                 run = restore(x0, task, config=noisy_config, reference=clean, **extra)
                 variance = f"{run.iterations} / {psnr(run.image, clean):.2f}"
-            print(f"| {case} | {image} | {cap} | {trace[-1]:.2f} ({result.history.raw_psnr[-1]:.2f}) | {trace[best]:.2f} ({best + 1}) |"
-                  f" {' | '.join(cells)} | {variance} |", flush=True)
+            print(
+                f"| {case} | {image} | {cap} | {trace[-1]:.2f} ({result.history.raw_psnr[-1]:.2f}) | {trace[best]:.2f} ({best + 1}) |"
+                f" {' | '.join(cells)} | {variance} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

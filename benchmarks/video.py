@@ -46,9 +46,9 @@ from dataclasses import dataclass, replace
 
 import ray
 import torch
-
 from classical import cbm3d
 from clips import SIGMA, degrade, make_clip
+
 from dip_engine import RestoreConfig, get_task, psnr, restore
 from dip_engine.step import performance_for
 from dip_engine.tasks import with_performance
@@ -229,9 +229,13 @@ def main() -> None:
     ray.get([w.__ray_ready__.remote() for w in workers])
     clean = make_clip(args.frames, args.size)
     where = torch.cuda.get_device_name(0) + ", 2 workers on one GPU" if cuda else f"{platform.machine()}, 2 workers × 1 thread"
-    print(f"# {where}, torch {torch.__version__}; clip: {args.frames} frames of "
-          f"{args.size}×{args.size}, pan (0.4, 1.2) px and zoom 0.996 per frame over astronaut; {performance_for(args.device)}")
-    print("| task | variant | workers | iterations | cold frames | wall s | worker-s | mean PSNR dB | input PSNR dB | flicker | change error | warping error |")
+    print(
+        f"# {where}, torch {torch.__version__}; clip: {args.frames} frames of "
+        f"{args.size}×{args.size}, pan (0.4, 1.2) px and zoom 0.996 per frame over astronaut; {performance_for(args.device)}"
+    )
+    print(
+        "| task | variant | workers | iterations | cold frames | wall s | worker-s | mean PSNR dB | input PSNR dB | flicker | change error | warping error |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     notes: list[str] = []
     for task in args.tasks:
@@ -244,9 +248,12 @@ def main() -> None:
         else:
             rows = run_task(task, clean, observed, workers, args.overlap, args.seed, args.variants, args.cold_frames, args.cold_from)
         for row in rows:
-            print(f"| {task} | {row['variant']} | {row['workers']} | {row['iterations']} | {row['cold frames']} | "
-                  f"{row['wall s']:.0f} | {row['worker-s']:.0f} | {row['mean PSNR']:.2f} | {statistics.fmean(input_psnrs[row['first'] : row['first'] + row['frames']]):.2f} | "
-                  f"{row['flicker']:.3f} | {row['change error']:.4f} | {row['warping error']:.4f} |", flush=True)
+            print(
+                f"| {task} | {row['variant']} | {row['workers']} | {row['iterations']} | {row['cold frames']} | "
+                f"{row['wall s']:.0f} | {row['worker-s']:.0f} | {row['mean PSNR']:.2f} | {statistics.fmean(input_psnrs[row['first'] : row['first'] + row['frames']]):.2f} | "
+                f"{row['flicker']:.3f} | {row['change error']:.4f} | {row['warping error']:.4f} |",
+                flush=True,
+            )
             if "note" in row:
                 notes.append(f"{task} {row['note']}")
     for note in notes:

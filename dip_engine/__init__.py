@@ -1,17 +1,18 @@
 """Deep Image Prior engine: pure PyTorch, no files, no orchestration.
 
-    from dip_engine import restore
-    result = restore(noisy, "denoise")        # noisy: float C×H×W in [0, 1]
-    result.image, result.iterations, result.stop_reason
+from dip_engine import restore
+result = restore(noisy, "denoise")        # noisy: float C×H×W in [0, 1]
+result.image, result.iterations, result.stop_reason
 
-    from dip_engine import restore_video
-    for frame in restore_video(frames, "denoise"):   # frames: an iterable of C×H×W tensors
-        frame.image, frame.cold, frame.restoration.iterations
+from dip_engine import restore_video
+for frame in restore_video(frames, "denoise"):   # frames: an iterable of C×H×W tensors
+    frame.image, frame.cold, frame.restoration.iterations
 
-    from dip_engine import fit_batch            # K problems of one shape in one grouped network
-    results = fit_batch(problems, net_config, fit_config, seeds=[0, 1, 2, 3], device=device)
+from dip_engine import fit_batch            # K problems of one shape in one grouped network
+results = fit_batch(problems, net_config, fit_config, seeds=[0, 1, 2, 3], device=device)
 """
 
+from dip_engine.batch import fit_batch
 from dip_engine.config import (
     FitConfig,
     GuardConfig,
@@ -20,7 +21,6 @@ from dip_engine.config import (
     RestoreConfig,
     StoppingConfig,
 )
-from dip_engine.batch import fit_batch
 from dip_engine.fit import Problem, fit
 from dip_engine.functional import psnr, ssim
 from dip_engine.operators import (

@@ -6,7 +6,7 @@ its gradient is the one it would have alone (the loss is the sum of the K data t
 element-wise, so one Adam over the stacked weights is K Adams. Each problem keeps its own input
 code, input noise stream, output average, stopping criterion and history (a `Track`, set up and
 stepped by a `Training`, as in `fit`); with the same seed, problem k ends where `fit` would have
-ended it alone, up to float rounding (tests/test_batch.py).
+ended it alone, up to float rounding (tests/engine/test_batch.py).
 
 When a problem stops early it leaves the sum; once at most half of the batch is still running,
 the batch is rebuilt with the running problems only (weights and Adam moments carried over), so
@@ -52,7 +52,9 @@ def _check(problems: Sequence[Problem], seeds: Sequence[int]) -> None:
                 f"{tuple(first.observation.shape)} → {first.size}; a batch holds problems of one shape"
             )
         if type(problem.operator) is not type(first.operator):
-            raise ValueError(f"problem {k} is {type(problem.operator).__name__}, problem 0 {type(first.operator).__name__}; a batch holds one task")
+            raise ValueError(
+                f"problem {k} is {type(problem.operator).__name__}, problem 0 {type(first.operator).__name__}; a batch holds one task"
+            )
         if (problem.guide is None) != (first.guide is None):
             raise ValueError(f"problem {k} {'has' if problem.guide is not None else 'lacks'} a guide image; all or none must have one")
         if problem.anchor is not None:
@@ -85,8 +87,15 @@ def _stacked_generator(net_config: NetConfig, in_channels: int, out_channels: in
     return net
 
 
-def _alone(problem: Problem, net_config: NetConfig, fit_config: FitConfig, seed: int, device: torch.device,
-           track: Track, steps: CompiledSteps | None) -> Restoration:
+def _alone(
+    problem: Problem,
+    net_config: NetConfig,
+    fit_config: FitConfig,
+    seed: int,
+    device: torch.device,
+    track: Track,
+    steps: CompiledSteps | None,
+) -> Restoration:
     """A diverged problem fitted again alone by `fit`, whose guard can roll it back."""
     result = fit(problem, net_config, fit_config, seed=seed, device=device, reference=track.reference, steps=steps)
     result.state = None
@@ -166,4 +175,3 @@ def fit_batch(
         _alone(problem, net_config, fit_config, seed, device, track, steps) if k in diverged else track.result(started)
         for k, (problem, seed, track) in enumerate(zip(problems, seeds, tracks))
     ]
-

@@ -134,8 +134,9 @@ def network_image(raw: Tensor, average: OutputAverage, fit_config: FitConfig) ->
     return image
 
 
-def trace_psnr(history: History, reference: Tensor, raw: Tensor, network: Tensor, image: Tensor, rule: Rule,
-               operator: Operator, observation: Tensor) -> None:
+def trace_psnr(
+    history: History, reference: Tensor, raw: Tensor, network: Tensor, image: Tensor, rule: Rule, operator: Operator, observation: Tensor
+) -> None:
     """Append this iteration's PSNR figures to `history`: of the returned `image`, of the raw output
     (given pixels put back alike) and, where pixels are put back, of the `network`'s own image."""
     history.psnr.append(psnr(image, reference))
@@ -202,9 +203,18 @@ class Training:
             return function
         config = self.net.config
         padded_h, padded_w, _, _ = padded_layout(problem.size, config)
-        key = StepKey(config, self.net.problems, self.net.in_channels, self.net.out_channels, (padded_h, padded_w),
-                      image_crop(problem.size, config), type(problem.operator).__name__, str(self.device),
-                      self.performance, problem.anchor is not None)
+        key = StepKey(
+            config,
+            self.net.problems,
+            self.net.in_channels,
+            self.net.out_channels,
+            (padded_h, padded_w),
+            image_crop(problem.size, config),
+            type(problem.operator).__name__,
+            str(self.device),
+            self.performance,
+            problem.anchor is not None,
+        )
         return self._steps.get(function, key)
 
     def step(self, loss: Tensor) -> None:
@@ -225,8 +235,16 @@ class Track:
     `reference` only feeds the PSNR traces; `average` starts the output average (a warm start's).
     """
 
-    def __init__(self, problem: Problem, fit_config: FitConfig, code: Tensor, seed: int, device: torch.device,
-                 reference: Tensor | None = None, average: Tensor | None = None) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        fit_config: FitConfig,
+        code: Tensor,
+        seed: int,
+        device: torch.device,
+        reference: Tensor | None = None,
+        average: Tensor | None = None,
+    ) -> None:
         self.fit_config = fit_config
         self.device = device
         self.channels, self.size = problem.channels, problem.size

@@ -6,7 +6,7 @@ per-pixel 2×2 least-squares step (over a square window, with a small ridge term
 keep the coarser level's estimate; at most a pixel per step) refines it, and a 3×3 median
 removes stray vectors. It handles the small, smooth motions of a camera pan or zoom well (on
 96×96 windows panned 1.3–4.7 px over three photographs the median error is 0.02–0.03 px, the
-95th percentile at most 0.31 px: tests/test_flow.py); it is not a learned flow and will be wrong on large or non-rigid motion, where
+95th percentile at most 0.31 px: tests/engine/test_flow.py); it is not a learned flow and will be wrong on large or non-rigid motion, where
 the forward-backward check (`consistent`) masks the pixels out instead.
 
 Frames larger than `FlowConfig.max_side` are estimated on an area-downscaled copy and the flow

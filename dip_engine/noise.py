@@ -15,6 +15,7 @@ from torch import Tensor
 # most of an image's smooth structure; on white noise of std σ its response has std 6σ.
 _LAPLACE_DIFFERENCE = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
 
+
 def estimate_noise_sigma(observation: Tensor, known: Tensor | None = None) -> float:
     """The standard deviation of additive white noise in `observation` (…, C, H, W), in its units.
 

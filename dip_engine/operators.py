@@ -168,8 +168,7 @@ def synthesize_flash_pair(scene: Tensor, rng: torch.Generator, sigma: float = 25
     return FlashPair(no_flash=no_flash, flash=flash, ambient=ambient)
 
 
-def block_mask(height: int, width: int, rng: torch.Generator, *, holes: int = 6, size: float = 0.12,
-               dropout: float = 0.0) -> Tensor:
+def block_mask(height: int, width: int, rng: torch.Generator, *, holes: int = 6, size: float = 0.12, dropout: float = 0.0) -> Tensor:
     """A binary (H, W) mask with `holes` missing rectangles of side ~`size`·min(H, W) and,
     optionally, a fraction `dropout` of missing pixels scattered at random."""
     mask = torch.ones(height, width)

@@ -27,7 +27,9 @@ class History:
     criterion: list[float] = field(default_factory=list)  # the stopping criterion (NaN while undefined)
     psnr: list[float] = field(default_factory=list)  # of the returned-kind image, if a reference was given
     raw_psnr: list[float] = field(default_factory=list)  # of the raw output (known pixels put back as in psnr), if a reference was given
-    network_psnr: list[float] = field(default_factory=list)  # of the network's image before the known pixels are put back (only where they are)
+    network_psnr: list[float] = field(
+        default_factory=list
+    )  # of the network's image before the known pixels are put back (only where they are)
     events: list[dict[str, Any]] = field(default_factory=list)  # rollbacks and other incidents
     rule: str = ""  # the stopping rule the fit ran: "variance" | "converged" | "fixed"
     noise_sigma: float = math.nan  # the input's estimated noise σ when the rule was chosen by it

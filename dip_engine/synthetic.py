@@ -45,8 +45,8 @@ def camera_clip(
         if top < 0 or left < 0 or bottom > height or right > width:
             raise ValueError(f"frame {k} of the camera path leaves the {height}x{width} photograph")
     # Pixel centres of each frame in the photograph's normalised coordinates (align_corners=False).
-    unit_y = (torch.arange(h, dtype=torch.float64) + 0.5 - h / 2)
-    unit_x = (torch.arange(w, dtype=torch.float64) + 0.5 - w / 2)
+    unit_y = torch.arange(h, dtype=torch.float64) + 0.5 - h / 2
+    unit_x = torch.arange(w, dtype=torch.float64) + 0.5 - w / 2
     ys = centres_y[:, None] + scales[:, None] * unit_y[None, :]
     xs = centres_x[:, None] + scales[:, None] * unit_x[None, :]
     grid_y = (2 * ys / height - 1)[:, :, None].expand(frames, h, w)

@@ -25,10 +25,10 @@ kind "auto": the convergence rule for a clean input, the variance rule for a noi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from types import MappingProxyType
-from collections.abc import Mapping
 from typing import Literal
 
 from torch import Tensor

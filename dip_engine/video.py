@@ -69,9 +69,7 @@ class ChainConfig:
     """
 
     warm_max_iterations: int = 75  # cap for a warm-started frame
-    warm_stopping: StoppingConfig = field(
-        default_factory=lambda: StoppingConfig(window=10, patience=20, min_iterations=20, lag=10)
-    )
+    warm_stopping: StoppingConfig = field(default_factory=lambda: StoppingConfig(window=10, patience=20, min_iterations=20, lag=10))
     warm_learning_rate: float | None = None  # None: the task's learning rate
     warm_average: float | None = 0.9  # output averaging of warm frames; None: the task's
     carry_average: bool = False  # start frame t's output average from frame t−1's
@@ -83,8 +81,16 @@ class ChainConfig:
     cut_unexplained: float = 1.5  # ... and the residual above this × the new frame's variance
 
     def __post_init__(self) -> None:
-        if self.warm_max_iterations < 1 or self.warmup_cold_iterations < 1 or self.keyframe_interval < 0 or self.cut_ratio < 0 or self.cut_unexplained < 0:
-            raise ValueError("chain needs warm_max_iterations, warmup_cold_iterations >= 1 and keyframe_interval, cut_ratio, cut_unexplained >= 0")
+        if (
+            self.warm_max_iterations < 1
+            or self.warmup_cold_iterations < 1
+            or self.keyframe_interval < 0
+            or self.cut_ratio < 0
+            or self.cut_unexplained < 0
+        ):
+            raise ValueError(
+                "chain needs warm_max_iterations, warmup_cold_iterations >= 1 and keyframe_interval, cut_ratio, cut_unexplained >= 0"
+            )
         if self.temporal_weight < 0 or self.static_threshold < 0:
             raise ValueError("temporal_weight and static_threshold must be >= 0")
         if self.warm_average is not None and not 0 <= self.warm_average < 1:
@@ -184,7 +190,7 @@ def scene_cut(previous: Problem, previous_image: Tensor, current: Problem, ratio
     residual above `unexplained` times the new frame's variance about its mean colour:
     ‖A(x̂) − y_t‖² > unexplained · ‖A(ȳ_t) − y_t‖², with ȳ_t a flat image of y_t's mean colour.
 
-    Measured on 32×32 pans and cuts between photographs (tests/test_video_engine.py): pans gave
+    Measured on 32×32 pans and cuts between photographs (tests/engine/test_video_engine.py): pans gave
     jumps of 0.95–2.3 and unexplained fractions of 0.8–1.1 (noisy, low-texture windows) or
     0.2–0.6 (clean super-resolution input); cuts gave jumps of 18 and 8500 and fractions of 9.8
     and 26. Hence the defaults 3 and 1.5.
@@ -245,35 +251,42 @@ def restore_video(
             warm_fit = settings.warm_fit(cold_config.fit)
         _, problem = prepare(frame, spec, mask=mask, scale=scale if spec.kind == "sr" else None)
         if index > 0 and frame.shape != previous[0].observation.shape[1:]:  # type: ignore[index]
-            raise ValueError(f"frame {index} has shape {tuple(frame.shape)}; the chain's frames are {tuple(previous[0].observation.shape[1:])}")  # type: ignore[index]
+            raise ValueError(
+                f"frame {index} has shape {tuple(frame.shape)}; the chain's frames are {tuple(previous[0].observation.shape[1:])}"
+            )  # type: ignore[index]
         ref = None if reference is None else check_image("reference", reference).unsqueeze(0).float().to(target)
 
-        def run_cold(reason: str) -> FrameResult:
-            short = reason == "first" and warmup > 0
+        keyframe_due = settings.keyframe_interval > 0 and since_cold >= settings.keyframe_interval
+        cold_reason: str | None = None
+        if previous is None or state is None:
+            cold_reason = "first"
+        elif keyframe_due:
+            cold_reason = "keyframe"
+        elif scene_cut(previous[0], previous[1].image, problem, settings.cut_ratio, settings.cut_unexplained):
+            cold_reason = "cut"
+        if cold_reason is not None:
+            short = cold_reason == "first" and warmup > 0
             fit_config = settings.warmup_cold_fit(cold_config.fit) if short else cold_config.fit
             result = fit(problem, cold_config.net, fit_config, seed=seed, device=target, reference=ref, steps=steps)
-            return FrameResult(index, result, cold=True, reason=reason)
-
-        keyframe_due = settings.keyframe_interval > 0 and since_cold >= settings.keyframe_interval
-        if previous is None or state is None:
-            outcome = run_cold("first")
-        elif keyframe_due:
-            outcome = run_cold("keyframe")
+            outcome = FrameResult(index, result, cold=True, reason=cold_reason)
         else:
+            assert previous is not None and state is not None
             last_problem, last_result = previous
-            start = state if settings.carry_average else replace(state, average=None)
-            if scene_cut(last_problem, last_result.image, problem, settings.cut_ratio, settings.cut_unexplained):
-                outcome = run_cold("cut")
-            else:
-                if settings.temporal_weight > 0:
-                    weight = static_weight(last_problem.observation, problem.observation, problem.size, settings.static_threshold)
-                    anchor = last_result.image.unsqueeze(0)
-                    problem = replace(problem, anchor=anchor, anchor_weight=settings.temporal_weight * weight)
-                result = fit(
-                    problem, cold_config.net, warm_fit, seed=seed + index, device=target, initial_state=start,
-                    reference=ref, steps=steps,
-                )
-                outcome = FrameResult(index, result, cold=False, reason="warm")
+            if settings.temporal_weight > 0:
+                weight = static_weight(last_problem.observation, problem.observation, problem.size, settings.static_threshold)
+                anchor = last_result.image.unsqueeze(0)
+                problem = replace(problem, anchor=anchor, anchor_weight=settings.temporal_weight * weight)
+            result = fit(
+                problem,
+                cold_config.net,
+                warm_fit,
+                seed=seed + index,
+                device=target,
+                initial_state=state if settings.carry_average else replace(state, average=None),
+                reference=ref,
+                steps=steps,
+            )
+            outcome = FrameResult(index, result, cold=False, reason="warm")
         since_cold = 1 if outcome.cold else since_cold + 1
         state = outcome.restoration.state
         outcome.restoration.image = outcome.restoration.image.to(frame.device)

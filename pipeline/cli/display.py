@@ -52,7 +52,7 @@ def _db(value: Any) -> str | None:
 
 
 def psnr_text(record: dict[str, Any]) -> str:
-    """"20.37 → 28.66 dB" (input → output against the reference), or "—" without a reference."""
+    """ "20.37 → 28.66 dB" (input → output against the reference), or "—" without a reference."""
     before, after = _db(record.get("psnr_in")), _db(record.get("psnr_out"))
     if before is None and after is None:
         return "—"
@@ -60,7 +60,7 @@ def psnr_text(record: dict[str, Any]) -> str:
 
 
 def _flicker_text(record: dict[str, Any]) -> str | None:
-    """"flicker 0.97 (reference)", or None when the figure is undefined (a one-frame video)."""
+    """ "flicker 0.97 (reference)", or None when the figure is undefined (a one-frame video)."""
     flicker = record.get("flicker")
     if not isinstance(flicker, (int, float)):
         return None
@@ -138,9 +138,7 @@ class RunDisplay:
             self._bar.start()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
         if self._bar is not None:
             self._bar.stop()
 

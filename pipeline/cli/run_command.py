@@ -55,13 +55,19 @@ def run_command(
     retries: Annotated[int, typer.Option(min=0, help="Extra attempts for a unit that fails.")] = 2,
     force: Annotated[bool, typer.Option("--force", help="Redo units the ledger already has as done.")] = False,
     segment_frames: Annotated[
-        int, typer.Option(min=0, help="Video frames per segment, each restored as its own chain on a worker; 0 = a whole video as one chain.")
+        int,
+        typer.Option(min=0, help="Video frames per segment, each restored as its own chain on a worker; 0 = a whole video as one chain."),
     ] = 48,
     overlap: Annotated[
-        int, typer.Option(min=0, help="Frames each video segment's chain restores first and drops, so that seams do not show (the first segment of several takes its own next frames, in reverse).")
+        int,
+        typer.Option(
+            min=0,
+            help="Frames each video segment's chain restores first and drops, so that seams do not show (the first segment of several takes its own next frames, in reverse).",
+        ),
     ] = 3,
     frames: Annotated[
-        FramesFormat | None, typer.Option("--frames", help="Also write each video's restored frames as png or tiff files into <output stem>_frames/.")
+        FramesFormat | None,
+        typer.Option("--frames", help="Also write each video's restored frames as png or tiff files into <output stem>_frames/."),
     ] = None,
     warping_error: Annotated[
         bool,
@@ -142,8 +148,9 @@ def run_command(
             return
         if not plan.units:
             if not quiet:
-                out_console.print(f"nothing to do: all {len(plan.skipped)} units are already done in {escape(str(out))} "
-                                  "(--force redoes them)")
+                out_console.print(
+                    f"nothing to do: all {len(plan.skipped)} units are already done in {escape(str(out))} (--force redoes them)"
+                )
             Ledger(out).write_csv()
             return
         if not quiet:
@@ -155,8 +162,7 @@ def run_command(
                 summary = execute(plan, replace(options, stop_requested=signals.requested), on_progress=display)
         except KeyboardInterrupt:
             console(stderr=True).print(
-                f"[yellow]interrupted[/]: finished units are recorded in {escape(str(ledger_path))}; "
-                "run the same command again to resume"
+                f"[yellow]interrupted[/]: finished units are recorded in {escape(str(ledger_path))}; run the same command again to resume"
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as error:  # noqa: BLE001 - a bug, not a unit failure: keep exit code 1 for those
@@ -188,8 +194,7 @@ def run_command(
         else:
             console(stderr=True).print(f"[red]{escape(line)}[/]", soft_wrap=True)
         if not quiet:
-            out_console.print(f"ledger: {escape(str(ledger_path))}   table: {escape(str(out / RESULTS_CSV))}",
-                              soft_wrap=True)
+            out_console.print(f"ledger: {escape(str(ledger_path))}   table: {escape(str(out / RESULTS_CSV))}", soft_wrap=True)
         if not summary.succeeded:
             console(stderr=True).print(
                 f"[red]some units failed[/]: their errors are in {escape(str(out / RESULTS_CSV))} (column 'error'); "

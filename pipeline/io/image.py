@@ -92,8 +92,7 @@ def _check_readable(path: Path | str) -> Path:
     if not is_image_path(path):
         supported = ", ".join(IMAGE_SUFFIXES)
         raise ImageReadError(
-            f"cannot read {path}: unsupported extension {path.suffix or '(none)'!r}; "
-            f"supported image extensions are {supported}",
+            f"cannot read {path}: unsupported extension {path.suffix or '(none)'!r}; supported image extensions are {supported}",
             path,
         )
     if not path.exists():
@@ -184,9 +183,7 @@ def _read_png16(path: Path) -> np.ndarray:
     header = _png_header(path)
     channels = 3 if header.colour_type in (2, 6) else 1
     pix_fmt = "rgb48le" if channels == 3 else "gray16le"
-    raw = run_ffmpeg(
-        ["-f", "png_pipe", "-i", ffmpeg_url(path), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
-    )
+    raw = run_ffmpeg(["-f", "png_pipe", "-i", ffmpeg_url(path), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"])
     expected = header.height * header.width * channels * 2
     if len(raw) != expected:
         raise RuntimeError(f"ffmpeg decoded {len(raw)} bytes, expected {expected}")
@@ -374,10 +371,7 @@ def probe_image(path: Path | str) -> tuple[int, int, int]:
 def _check_write_target(path: Path, bit_depth: str) -> str:
     """The format to write `path` in; ValueError for an unsupported extension or bit depth."""
     if not is_image_path(path):
-        raise ValueError(
-            f"cannot write {path}: unsupported extension {path.suffix or '(none)'!r}; "
-            f"use one of {', '.join(IMAGE_SUFFIXES)}"
-        )
+        raise ValueError(f"cannot write {path}: unsupported extension {path.suffix or '(none)'!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
     if bit_depth not in BIT_DEPTHS:
         raise ValueError(f"bit_depth must be one of {', '.join(BIT_DEPTHS)}, got {bit_depth!r}")
     fmt = _format_of_suffix(path)

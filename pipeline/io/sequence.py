@@ -105,15 +105,10 @@ def frame_files(path: Path | str) -> list[Path]:
         raise SequenceError(f"folder not found: {path}", path)
     if not path.is_dir():
         raise SequenceError(
-            f"{path} is neither a folder of frames nor a frame pattern such as frames/%05d.png "
-            f"(nor an image or a video by its extension)",
+            f"{path} is neither a folder of frames nor a frame pattern such as frames/%05d.png (nor an image or a video by its extension)",
             path,
         )
-    names = [
-        entry.name
-        for entry in os.scandir(path)
-        if not entry.name.startswith(".") and is_image_path(entry.name) and entry.is_file()
-    ]
+    names = [entry.name for entry in os.scandir(path) if not entry.name.startswith(".") and is_image_path(entry.name) and entry.is_file()]
     if not names:
         raise SequenceError(f"no frame images ({' '.join(IMAGE_SUFFIXES)}) in the folder {path}", path)
     return [path / name for name in sorted(names, key=_natural_key)]
@@ -180,9 +175,7 @@ def iter_sequence(path: Path | str, start: int = 0, stop: int | None = None) -> 
     return _counted(path, (read_image(file).pixels for file in frame_files(path)[start:stop]), start, stop)
 
 
-def _counted(
-    path: Path, frames: Generator[torch.Tensor, None, None], start: int, stop: int | None
-) -> Generator[torch.Tensor, None, None]:
+def _counted(path: Path, frames: Generator[torch.Tensor, None, None], start: int, stop: int | None) -> Generator[torch.Tensor, None, None]:
     """`frames`, checked to run to `stop`; the inner generator is closed however this one ends."""
     count = 0
     try:
@@ -193,7 +186,6 @@ def _counted(
         frames.close()
     if stop is not None and count < stop - start:
         raise SequenceError(
-            f"{path} has only {start + count} frames, but frames up to {stop - 1} were expected; "
-            "was it changed since the run was planned?",
+            f"{path} has only {start + count} frames, but frames up to {stop - 1} were expected; was it changed since the run was planned?",
             path,
         )

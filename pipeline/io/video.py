@@ -287,10 +287,7 @@ class VideoWriter:
             raise RuntimeError("VideoWriter is not open; use it as `with VideoWriter(...) as writer:`")
         pixels = check_pixels(frame, "frame", (1, 3))
         if tuple(pixels.shape[1:]) != (self.height, self.width):
-            raise ValueError(
-                f"frame is {pixels.shape[1]}×{pixels.shape[2]} (H×W) but the video {self.path} "
-                f"is {self.height}×{self.width}"
-            )
+            raise ValueError(f"frame is {pixels.shape[1]}×{pixels.shape[2]} (H×W) but the video {self.path} is {self.height}×{self.width}")
         samples = quantise(pixels.expand(3, -1, -1), "uint8")
         try:
             self._encoder.send(samples.tobytes())
@@ -315,9 +312,7 @@ class VideoWriter:
         finally:
             reader.close()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         stack, self._stack = self._stack, None
         if stack is None:
             return False

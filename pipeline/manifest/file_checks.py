@@ -65,13 +65,25 @@ def _check_shapes(draft: Draft, found: dict[str, Shape | None], report: Report) 
         report.add(draft.line, "input", f"the image is {height}x{width} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed")
     mask, flash, reference = found["mask"], found["flash"], found["reference"]
     if mask is not None and mask[1:] != (height, width):
-        report.add(draft.line, "mask", f"the mask is {mask[1]}x{mask[2]} pixels (HxW) but the input is {height}x{width}; it must cover the input pixel for pixel")
+        report.add(
+            draft.line,
+            "mask",
+            f"the mask is {mask[1]}x{mask[2]} pixels (HxW) but the input is {height}x{width}; it must cover the input pixel for pixel",
+        )
     if flash is not None and flash != (channels, height, width):
-        report.add(draft.line, "flash", f"the flash image is {shape_text(flash)} but the no-flash input is {shape_text((channels, height, width))} (CxHxW); both must have the same channels and size")
+        report.add(
+            draft.line,
+            "flash",
+            f"the flash image is {shape_text(flash)} but the no-flash input is {shape_text((channels, height, width))} (CxHxW); both must have the same channels and size",
+        )
     scale_known = draft.task is not None and (draft.task.kind != "sr" or draft.scale is not None)
     if reference is not None and scale_known:
         factor = draft.scale or 1
         expected = (channels, height * factor, width * factor)
         if reference != expected:
             why = f"the input's {height}x{width} times scale {factor}" if factor > 1 else "the input's size"
-            report.add(draft.line, "reference", f"the reference is {shape_text(reference)} but the output will be {shape_text(expected)} (CxHxW: {why}); it must match the output")
+            report.add(
+                draft.line,
+                "reference",
+                f"the reference is {shape_text(reference)} but the output will be {shape_text(expected)} (CxHxW: {why}); it must match the output",
+            )

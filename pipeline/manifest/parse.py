@@ -164,7 +164,11 @@ def _parse_row(line: int, cells: list[str], columns: list[str], base: Path, repo
 def _parse_id(text: str, line: int, report: Report) -> str | None:
     if _ID_PATTERN.fullmatch(text):
         return text
-    report.add(line, "id", f"{text!r} is not a valid id: use letters, digits, '-', '_' and '.', not starting with '.' (the id names the output file)")
+    report.add(
+        line,
+        "id",
+        f"{text!r} is not a valid id: use letters, digits, '-', '_' and '.', not starting with '.' (the id names the output file)",
+    )
     return None
 
 
@@ -255,7 +259,9 @@ def _parse_fps(draft: Draft, report: Report) -> float | None:
             report.add(draft.line, "fps", "frame images need the frame rate of the video to write: fps, e.g. 25 or 30000/1001")
         return None
     if kind == "video":
-        report.add(draft.line, "fps", "a video file is written at its own frame rate; empty the cell (fps is only for frame folders and patterns)")
+        report.add(
+            draft.line, "fps", "a video file is written at its own frame rate; empty the cell (fps is only for frame folders and patterns)"
+        )
         return None
     if kind == "image":
         report.add(draft.line, "fps", "only used by video rows whose input is frame images (a folder or a pattern); empty the cell")
@@ -343,4 +349,8 @@ def _check_unique(drafts: list[Draft], report: Report) -> None:
             continue
         earlier = first_output.setdefault(draft.output.as_posix().casefold(), draft)
         if earlier is not draft:
-            report.add(draft.line, "output", f"{draft.output.as_posix()!r} is also the output of row {earlier.line} (id {earlier.id!r}); give each row its own output")
+            report.add(
+                draft.line,
+                "output",
+                f"{draft.output.as_posix()!r} is also the output of row {earlier.line} (id {earlier.id!r}); give each row its own output",
+            )

@@ -69,7 +69,7 @@ class ManifestRow:
 
     @property
     def input_kind(self) -> InputKind:
-        """"image", "video" (a video file) or "frames" (a folder or a printf pattern of frame images)."""
+        """ "image", "video" (a video file) or "frames" (a folder or a printf pattern of frame images)."""
         return input_kind(self.input)
 
     @property

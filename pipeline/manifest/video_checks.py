@@ -35,7 +35,11 @@ def check_video_row(draft: Draft, sequences: Sequences, mask_shape: Shape | None
     if min(source.height, source.width) < MIN_SIDE:
         report.add(draft.line, "input", f"the frames are {source.height}x{source.width} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed")
     if mask_shape is not None and mask_shape[1:] != (source.height, source.width):
-        report.add(draft.line, "mask", f"the mask is {mask_shape[1]}x{mask_shape[2]} pixels (HxW) but the frames are {source.height}x{source.width}; it must cover them pixel for pixel")
+        report.add(
+            draft.line,
+            "mask",
+            f"the mask is {mask_shape[1]}x{mask_shape[2]} pixels (HxW) but the frames are {source.height}x{source.width}; it must cover them pixel for pixel",
+        )
     if draft.mask is not None and not _is_still(draft.mask):
         masks = probe_column(draft, "mask", sequences, report)
         if masks is not None:
@@ -71,9 +75,17 @@ def probe_column(draft: Draft, column: str, sequences: Sequences, report: Report
 
 def _check_masks(draft: Draft, source: SequenceInfo, masks: SequenceInfo, report: Report) -> None:
     if masks.frames != source.frames:
-        report.add(draft.line, "mask", f"there are {masks.frames} masks but {source.frames} frames; give one mask per frame, or one mask image for all")
+        report.add(
+            draft.line,
+            "mask",
+            f"there are {masks.frames} masks but {source.frames} frames; give one mask per frame, or one mask image for all",
+        )
     if (masks.height, masks.width) != (source.height, source.width):
-        report.add(draft.line, "mask", f"the masks are {masks.height}x{masks.width} pixels (HxW) but the frames are {source.height}x{source.width}; they must cover them pixel for pixel")
+        report.add(
+            draft.line,
+            "mask",
+            f"the masks are {masks.height}x{masks.width} pixels (HxW) but the frames are {source.height}x{source.width}; they must cover them pixel for pixel",
+        )
 
 
 def _check_reference(draft: Draft, source: SequenceInfo, reference: SequenceInfo, report: Report) -> None:
@@ -84,6 +96,14 @@ def _check_reference(draft: Draft, source: SequenceInfo, reference: SequenceInfo
     got = (reference.channels, reference.height, reference.width)
     if got != expected:
         why = f"the input's {source.height}x{source.width} times scale {factor}" if factor > 1 else "the input's size"
-        report.add(draft.line, "reference", f"the reference frames are {shape_text(got)} but the output frames will be {shape_text(expected)} (CxHxW: {why}); they must match")
+        report.add(
+            draft.line,
+            "reference",
+            f"the reference frames are {shape_text(got)} but the output frames will be {shape_text(expected)} (CxHxW: {why}); they must match",
+        )
     if reference.frames != source.frames:
-        report.add(draft.line, "reference", f"the reference has {reference.frames} frames but the input has {source.frames}; they must match frame for frame")
+        report.add(
+            draft.line,
+            "reference",
+            f"the reference has {reference.frames} frames but the input has {source.frames}; they must match frame for frame",
+        )

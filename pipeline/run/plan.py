@@ -100,7 +100,9 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
         elif not row.is_video:
             units.append(row)
         else:
-            job = plan_video(row, segment_frames=options.segment_frames, overlap=options.overlap, ledger=ledger, records=records, force=options.force)
+            job = plan_video(
+                row, segment_frames=options.segment_frames, overlap=options.overlap, ledger=ledger, records=records, force=options.force
+            )
             videos.append(job)
             units.extend(video_book([job], options).initial_units())
     resources = cluster if cluster is not None else local_resources()

@@ -70,9 +70,7 @@ class JobRequest:
             )
         limit = time_limit_seconds(self.time)
         if not 0 < self.signal_seconds < limit:
-            raise ValueError(
-                f"--signal-seconds {self.signal_seconds} must be > 0 and shorter than --time {self.time} ({limit} s)"
-            )
+            raise ValueError(f"--signal-seconds {self.signal_seconds} must be > 0 and shorter than --time {self.time} ({limit} s)")
 
     @property
     def template(self) -> str:
@@ -92,9 +90,7 @@ def render_script(request: JobRequest, template: str) -> str:
             raise ValueError(f"the template needs the line {marker} exactly once")
     directives = "\n".join(_directive(flag, value) for flag, value in sbatch_options(request))
     settings = "\n".join(f"{name}={value}" for name, value in _settings(request))
-    return template.replace(f"\n{SBATCH_MARKER}\n", f"\n{directives}\n").replace(
-        f"\n{SETTINGS_MARKER}\n", f"\n{settings}\n"
-    )
+    return template.replace(f"\n{SBATCH_MARKER}\n", f"\n{directives}\n").replace(f"\n{SETTINGS_MARKER}\n", f"\n{settings}\n")
 
 
 def sbatch_options(request: JobRequest) -> list[tuple[str, str | None]]:

@@ -117,9 +117,20 @@ def failed_record(unit: Unit, *, error: str, worker: str = "", attempt: int = 1)
     if isinstance(unit, SegmentUnit):
         segment = unit.segment
         return SegmentRecord.of(
-            unit.row, unit.output.as_posix(), id=unit.id, status=STATUS_FAILED, error=error,
-            worker=worker, attempt=attempt, video=unit.row.id, segment=segment.index, segments=unit.segments,
-            start=segment.start, stop=segment.stop, warmup_start=segment.warmup_start, lead_in=segment.lead_in,
+            unit.row,
+            unit.output.as_posix(),
+            id=unit.id,
+            status=STATUS_FAILED,
+            error=error,
+            worker=worker,
+            attempt=attempt,
+            video=unit.row.id,
+            segment=segment.index,
+            segments=unit.segments,
+            start=segment.start,
+            stop=segment.stop,
+            warmup_start=segment.warmup_start,
+            lead_in=segment.lead_in,
         ).to_dict()
     if isinstance(unit, AssemblyUnit):
         return failed_video_record(unit.row, error=f"assembly failed: {error}", worker=worker, attempt=attempt)

@@ -44,9 +44,9 @@ from pipeline.manifest import parse_manifest
 from pipeline.run.execute import run
 from pipeline.run.options import RunOptions
 from pipeline.run.plan import plan_run
+from pipeline.video.segments import Segment, segment_ranges
 from pipeline.work.processors import Processors
 from pipeline.work.segment import process_segment
-from pipeline.video.segments import Segment, segment_ranges
 from pipeline.work.units import AssemblyUnit, FramesFormat, SegmentUnit
 from tests.conftest import photo
 
@@ -121,8 +121,21 @@ def write_video(path: Path, frames: torch.Tensor, *, audio: bool = False) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     if audio:
         tone = path.with_name("tone.mkv")
-        ffmpeg("-f", "lavfi", "-i", f"color=size={SIDE}x{SIDE}:rate={FPS}:duration=1", "-f", "lavfi", "-i",
-               "sine=frequency=440:duration=1", "-c:v", "libx264", "-c:a", "aac", str(tone))
+        ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=size={SIDE}x{SIDE}:rate={FPS}:duration=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=1",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            str(tone),
+        )
     with VideoWriter(path, FPS, SIDE, SIDE, lossless=True, audio_from=tone) as writer:
         for frame in frames:
             writer.write(frame)
@@ -211,7 +224,15 @@ def test_frame_folders_and_patterns_list_their_frames_in_order(tmp_path: Path) -
     with pytest.raises(SequenceError, match="folder not found"):
         frame_files(tmp_path / "absent")
     info = probe_sequence(tmp_path / "f%d.png", every_frame=True)
-    assert (info.kind, info.frames, info.channels, info.height, info.width, info.bit_depth, info.fps) == ("frames", 3, 1, 8, 8, "uint8", None)
+    assert (info.kind, info.frames, info.channels, info.height, info.width, info.bit_depth, info.fps) == (
+        "frames",
+        3,
+        1,
+        8,
+        8,
+        "uint8",
+        None,
+    )
     with pytest.raises(SequenceError, match="has only 3 frames, but frames up to 4"):
         list(iter_sequence(tmp_path / "f%d.png", 1, 5))
 
@@ -240,7 +261,9 @@ def test_a_noisy_clip_end_to_end_with_audio(tmp_path: Path, ray_local: Any) -> N
     write_video(tmp_path / "in" / "clip.mkv", dirty, audio=True)
     rows = parse_manifest(manifest(tmp_path, "id,task,input,output", "clip,denoise,in/clip.mkv,restored/clip.mp4"))
     out = tmp_path / "out"
-    options = RunOptions(out_dir=out, workers=2, segment_frames=3, overlap=2, frames_format="png", processors=Processors(segment=quality_segment))
+    options = RunOptions(
+        out_dir=out, workers=2, segment_frames=3, overlap=2, frames_format="png", processors=Processors(segment=quality_segment)
+    )
     summary = run(rows, options)
     assert summary.succeeded, summary.records
     assert summary.state.total == 4 and summary.state.done == 4  # 3 segments and the assembly
@@ -284,7 +307,9 @@ def test_segment_resume_redoes_only_unfinished_segments(tmp_path: Path, ray_loca
     out = tmp_path / "out"
 
     def options(processor: Any, **changes: Any) -> RunOptions:
-        return RunOptions(out_dir=out, workers=2, retries=0, segment_frames=2, overlap=1, processors=Processors(segment=processor), **changes)
+        return RunOptions(
+            out_dir=out, workers=2, retries=0, segment_frames=2, overlap=1, processors=Processors(segment=processor), **changes
+        )
 
     crashed = run(rows, options(failing_segment))  # segment 1 fails for good, so the video does
     assert not crashed.succeeded
@@ -354,7 +379,10 @@ def test_frame_folders_patterns_masks_and_references(tmp_path: Path, ray_local: 
         "box,watermark,clip.mkv,masks/m%d.png,,",
     )
     out = tmp_path / "out"
-    summary = run(parse_manifest(path), RunOptions(out_dir=out, workers=2, segment_frames=0, frames_format="tiff", processors=Processors(segment=fast_segment)))
+    summary = run(
+        parse_manifest(path),
+        RunOptions(out_dir=out, workers=2, segment_frames=0, frames_format="tiff", processors=Processors(segment=fast_segment)),
+    )
     assert summary.succeeded, summary.records
     latest = {line["id"]: line for line in ledger_lines(out)}
     assert sorted(latest) == ["box", "box#seg0000", "logo", "logo#seg0000", "shots", "shots#seg0000"]
@@ -393,7 +421,10 @@ def test_warping_error_can_be_left_out(tmp_path: Path, ray_local: Any) -> None:
     write_frames(tmp_path / "clean", clean)
     path = manifest(tmp_path, "id,task,input,reference,fps", "shots,denoise,noisy,clean,10")
     out = tmp_path / "out"
-    summary = run(parse_manifest(path), RunOptions(out_dir=out, workers=1, segment_frames=0, warping_error=False, processors=Processors(segment=fast_segment)))
+    summary = run(
+        parse_manifest(path),
+        RunOptions(out_dir=out, workers=1, segment_frames=0, warping_error=False, processors=Processors(segment=fast_segment)),
+    )
     assert summary.succeeded, summary.records
     video = {line["id"]: line for line in ledger_lines(out)}["shots"]
     assert video["warping_error"] is None and video["change_error"] is not None and video["flicker_baseline"] == "reference"
@@ -410,14 +441,30 @@ def test_a_video_whose_segments_are_done_is_assembled_with_this_runs_options(tmp
     write_frames(tmp_path / "clean", clean)
     rows = parse_manifest(manifest(tmp_path, "id,task,input,reference,fps", "shots,denoise,noisy,clean,10"))
     out = tmp_path / "out"
-    first = run(rows, RunOptions(out_dir=out, workers=1, retries=0, segment_frames=2, overlap=1,
-                                 processors=Processors(segment=fast_segment, assembly=failing_assembly)))
+    first = run(
+        rows,
+        RunOptions(
+            out_dir=out,
+            workers=1,
+            retries=0,
+            segment_frames=2,
+            overlap=1,
+            processors=Processors(segment=fast_segment, assembly=failing_assembly),
+        ),
+    )
     latest = {line["id"]: line for line in ledger_lines(out)}
     assert not first.succeeded and latest["shots"]["status"] == "failed"
     assert latest["shots#seg0000"]["status"] == latest["shots#seg0001"]["status"] == "done"
 
-    options = RunOptions(out_dir=out, workers=1, segment_frames=2, overlap=1, frames_format=FramesFormat.tiff, warping_error=False,
-                         processors=Processors(segment=failing_segment))  # no segment may run again
+    options = RunOptions(
+        out_dir=out,
+        workers=1,
+        segment_frames=2,
+        overlap=1,
+        frames_format=FramesFormat.tiff,
+        warping_error=False,
+        processors=Processors(segment=failing_segment),
+    )  # no segment may run again
     [assembly] = plan_run(rows, options, cluster={"CPU": 2.0}).units
     assert isinstance(assembly, AssemblyUnit) and (assembly.frames_format, assembly.warping_error) == ("tiff", False)
     second = run(rows, options)

@@ -480,8 +480,23 @@ def test_odd_frame_size_needs_an_explicit_choice(tmp_path: Path) -> None:
 
 def test_audio_is_detected_and_carried_over(tmp_path: Path) -> None:
     source = tmp_path / "source.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1", "-f", "lavfi", "-i",
-           "sine=frequency=440:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(source))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=10:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(source),
+    )
     info = probe_video(source, count_frames=False)
     assert info.has_audio and info.frames is None and (info.width, info.height) == (64, 48)
 

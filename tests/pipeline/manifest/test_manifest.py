@@ -216,12 +216,20 @@ def test_a_column_the_task_does_not_use(tmp_path: Path, images: Path) -> None:
 
 
 def test_required_cells_and_task_specific_files_missing(tmp_path: Path, images: Path) -> None:
-    path = manifest(tmp_path, ",denoise,images/noisy.png,,,,,,,", "b,,images/noisy.png", "c,inpaint,images/photo.png", "d,flash,images/noflash.png,,,,,,,")
+    path = manifest(
+        tmp_path,
+        ",denoise,images/noisy.png,,,,,,,",
+        "b,,images/noisy.png",
+        "c,inpaint,images/photo.png",
+        "d,flash,images/noflash.png,,,,,,,",
+    )
     assert problems_of(path) == [(2, "id"), (3, "task"), (4, "mask"), (5, "flash")]
 
 
 def test_bad_ids_and_overrides(tmp_path: Path, images: Path) -> None:
-    path = manifest(tmp_path, "a/b,denoise,images/noisy.png,,,,,,,", "c,denoise,images/grey.png,,,,,,0,-1", ".d,denoise,images/photo.png,,,,,,1e3,")
+    path = manifest(
+        tmp_path, "a/b,denoise,images/noisy.png,,,,,,,", "c,denoise,images/grey.png,,,,,,0,-1", ".d,denoise,images/photo.png,,,,,,1e3,"
+    )
     assert problems_of(path) == [(2, "id"), (3, "max_iterations"), (3, "seed"), (4, "id"), (4, "max_iterations")]
 
 
@@ -338,13 +346,29 @@ def test_video_rows_are_checked_against_their_files(tmp_path: Path, clips: Path,
         header=VIDEO_HEADER,
     )
     expected = [
-        (3, "task"), (4, "fps"), (5, "fps"), (6, "fps"), (7, "fps"), (8, "input"), (9, "input"), (10, "input"),
-        (11, "input"), (12, "mask"), (13, "mask"), (14, "reference"), (15, "reference"), (16, "output"), (17, "input"),
+        (3, "task"),
+        (4, "fps"),
+        (5, "fps"),
+        (6, "fps"),
+        (7, "fps"),
+        (8, "input"),
+        (9, "input"),
+        (10, "input"),
+        (11, "input"),
+        (12, "mask"),
+        (13, "mask"),
+        (14, "reference"),
+        (15, "reference"),
+        (16, "output"),
+        (17, "input"),
         (18, "reference"),
     ]
     assert problems_of(path) == expected
     message = error_text(path)
-    assert "row 3, column 'task': task 'flash' cannot restore a video; the frame-wise tasks are denoise, sr, sr2, sr4, sr8, inpaint, watermark" in message
+    assert (
+        "row 3, column 'task': task 'flash' cannot restore a video; the frame-wise tasks are denoise, sr, sr2, sr4, sr8, inpaint, watermark"
+        in message
+    )
     assert "row 4, column 'fps': frame images need the frame rate" in message
     assert "row 5, column 'fps': a video file is written at its own frame rate" in message
     assert "row 8, column 'input': cannot decode " in message and "broken.mp4" in message

@@ -18,8 +18,8 @@ from pipeline.manifest import ManifestRow, parse_manifest
 from pipeline.run.execute import run
 from pipeline.run.options import RunOptions
 from pipeline.run.plan import plan_run
-from pipeline.work.processors import Processors
 from pipeline.work.image import process_image
+from pipeline.work.processors import Processors
 from tests.conftest import photo
 
 # Workers import this module's processors by value: the tests folder is not on their path.

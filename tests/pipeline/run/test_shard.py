@@ -24,9 +24,9 @@ from pipeline.manifest import ManifestRow, parse_manifest
 from pipeline.run.execute import run
 from pipeline.run.options import RunOptions
 from pipeline.run.plan import plan_run
-from pipeline.work.processors import Processors
 from pipeline.run.shard import Shard
 from pipeline.work.image import process_image
+from pipeline.work.processors import Processors
 from tests.conftest import photo
 
 REPO = Path(__file__).resolve().parents[3]
@@ -122,12 +122,11 @@ def test_two_shards_through_the_command_fill_one_folder(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, ["a", "b"], iterations=2)
     out = tmp_path / "out"
     for index in range(2):
-        result = CliRunner().invoke(app, ["run", str(manifest), "--out", str(out), "--shard", f"{index}/2", "--no-ray", "-q",
-                                          "--retries", "0"])
+        result = CliRunner().invoke(
+            app, ["run", str(manifest), "--out", str(out), "--shard", f"{index}/2", "--no-ray", "-q", "--retries", "0"]
+        )
         assert result.exit_code == 0, result.output
-    assert sorted(path.name for path in out.glob("results*")) == [
-        "results.csv", "results.shard-0-of-2.jsonl", "results.shard-1-of-2.jsonl"
-    ]
+    assert sorted(path.name for path in out.glob("results*")) == ["results.csv", "results.shard-0-of-2.jsonl", "results.shard-1-of-2.jsonl"]
     assert ids_per_line(out) == ["a", "b"] and sorted(p.name for p in out.glob("*.png")) == ["a.png", "b.png"]
 
 
@@ -161,8 +160,15 @@ print("ray initialized:", ray.is_initialized())
 def test_an_in_process_run_never_starts_ray(tmp_path: Path) -> None:
     """`run` with in_process (and `pipeline run --no-ray`) neither starts nor joins Ray: checked in a fresh process."""
     manifest = write_manifest(tmp_path, ["a", "b"], iterations=2)
-    done = subprocess.run([sys.executable, "-c", NO_RAY_SCRIPT, str(manifest), str(tmp_path / "out")], cwd=REPO,
-                          capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "RAY_ADDRESS": ""})
+    done = subprocess.run(
+        [sys.executable, "-c", NO_RAY_SCRIPT, str(manifest), str(tmp_path / "out")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ray initialized: False")
     assert sorted(p.name for p in (tmp_path / "out" / "api").glob("*.png")) == ["a.png", "b.png"]
@@ -200,7 +206,9 @@ def test_a_stop_abandons_a_running_unit_after_the_grace_without_a_partial_file(t
     def once_fast_is_done() -> bool:
         return (out / "results.jsonl").exists()
 
-    options = RunOptions(out_dir=out, workers=2, processors=Processors(image=stalling_processor), stop_requested=once_fast_is_done, stop_grace=0.5)
+    options = RunOptions(
+        out_dir=out, workers=2, processors=Processors(image=stalling_processor), stop_requested=once_fast_is_done, stop_grace=0.5
+    )
     stopped = run(rows, options)
     assert stopped.stopped and stopped.state.done == 1
     assert sorted(stopped.state.abandoned) == ["later", "slow"]

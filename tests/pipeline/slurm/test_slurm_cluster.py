@@ -72,7 +72,11 @@ def tiny_manifest(folder: Path, count: int, iterations: int) -> Path:
 def submit(env: dict[str, str], manifest: Path, out: Path, *options: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "slurm", "submit", str(manifest), "--out", str(out), "--time", "15", *options],
-        capture_output=True, text=True, env=env, check=False, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"\d+", done.stdout.strip()), done.stdout

@@ -53,8 +53,9 @@ def test_dry_run_prints_the_script_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_a_bad_request_is_refused_before_sbatch(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["slurm", "submit", str(manifest(tmp_path)), "--out", str(tmp_path / "o"),
-                                      "--array", "2", "--nodes", "2"])
+    result = CliRunner().invoke(
+        app, ["slurm", "submit", str(manifest(tmp_path)), "--out", str(tmp_path / "o"), "--array", "2", "--nodes", "2"]
+    )
     assert result.exit_code == 2 and "--array N runs N one-node tasks" in result.output
 
 

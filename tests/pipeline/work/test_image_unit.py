@@ -67,9 +67,7 @@ def denoise_files(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "noisy.png", tmp_path / "clean.png"
 
 
-def test_a_denoise_row_with_a_reference_writes_the_output_and_its_record(
-    tmp_path: Path, denoise_files: tuple[Path, Path]
-) -> None:
+def test_a_denoise_row_with_a_reference_writes_the_output_and_its_record(tmp_path: Path, denoise_files: tuple[Path, Path]) -> None:
     noisy_path, clean_path = denoise_files
     unit = row(tmp_path, "denoise", "noisy.png", reference=clean_path, seed=3)
     out = tmp_path / "out"

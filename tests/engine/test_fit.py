@@ -72,8 +72,9 @@ def test_forced_nan_is_rolled_back_and_the_fit_recovers(scene: tuple[torch.Tenso
             with torch.no_grad():
                 next(net.parameters()).fill_(math.nan)
 
-    result = restore(noisy, "denoise", config=small(150, guard=guard, stopping=StoppingConfig(kind="fixed")),
-                     callback=poison, reference=clean)
+    result = restore(
+        noisy, "denoise", config=small(150, guard=guard, stopping=StoppingConfig(kind="fixed")), callback=poison, reference=clean
+    )
     rollbacks = [e for e in result.history.events if e["event"] == "rollback"]
     assert len(rollbacks) == 1
     assert rollbacks[0]["iteration"] == 56 and rollbacks[0]["to_iteration"] == 50
@@ -120,8 +121,7 @@ def test_warm_start_continues_where_the_last_fit_ended(scene: tuple[torch.Tensor
     first = restore(noisy, "denoise", config=small(120, stopping=StoppingConfig(kind="fixed")))
     assert first.state is not None
     cold = restore(noisy, "denoise", config=small(5, stopping=StoppingConfig(kind="fixed")), seed=1)
-    warm = restore(noisy, "denoise", config=small(5, stopping=StoppingConfig(kind="fixed")), seed=1,
-                   initial_state=first.state)
+    warm = restore(noisy, "denoise", config=small(5, stopping=StoppingConfig(kind="fixed")), seed=1, initial_state=first.state)
     assert warm.history.loss[0] < 1.5 * first.history.loss[-1]
     assert warm.history.loss[0] < 0.5 * cold.history.loss[0]
     torch.testing.assert_close(warm.state.code, first.state.code)  # type: ignore[union-attr]
@@ -145,8 +145,9 @@ def test_mixed_precision_and_channels_last_track_fp32(scene: tuple[torch.Tensor,
     clean, noisy = scene
     fixed = StoppingConfig(kind="fixed")
     plain = restore(noisy, "denoise", config=small(120, stopping=fixed), reference=clean)
-    fast = restore(noisy, "denoise", reference=clean,
-                   config=small(120, stopping=fixed, performance=Performance(amp=True, channels_last=True)))
+    fast = restore(
+        noisy, "denoise", reference=clean, config=small(120, stopping=fixed, performance=Performance(amp=True, channels_last=True))
+    )
     assert fast.image.dtype == torch.float32
     assert abs(psnr(fast.image, clean) - psnr(plain.image, clean)) < 0.5
 

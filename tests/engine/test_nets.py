@@ -22,10 +22,17 @@ def test_published_denoising_network_size() -> None:
     [
         NetConfig(channels_down=(8, 16, 16), channels_up=(8, 16, 16), channels_skip=(4, 4, 4)),
         NetConfig(channels_down=(8, 8), channels_up=(8, 8), channels_skip=(0, 0), upsample="nearest"),
-        NetConfig(channels_down=(8,) * 3, channels_up=(8,) * 3, channels_skip=(0, 2, 4), norm="none",
-                  padding="zero", activation="elu", kernel_down=5, conv_1x1_up=False),
-        NetConfig(channels_down=(8,) * 2, channels_up=(6,) * 2, channels_skip=(2,) * 2, norm="instance",
-                  input_kind="meshgrid"),
+        NetConfig(
+            channels_down=(8,) * 3,
+            channels_up=(8,) * 3,
+            channels_skip=(0, 2, 4),
+            norm="none",
+            padding="zero",
+            activation="elu",
+            kernel_down=5,
+            conv_1x1_up=False,
+        ),
+        NetConfig(channels_down=(8,) * 2, channels_up=(6,) * 2, channels_skip=(2,) * 2, norm="instance", input_kind="meshgrid"),
     ],
 )
 def test_output_shape_and_range(config: NetConfig) -> None:

@@ -145,6 +145,7 @@ def test_a_diverging_problem_leaves_the_batch_and_is_fitted_again_alone(crops, g
         assert poisoned[k].history.loss == pytest.approx(healthy[k].history.loss, rel=1e-6)
         assert (poisoned[k].image - healthy[k].image).abs().max().item() < 1e-5
 
+
 def test_a_batch_holds_one_shape_and_one_task(crops) -> None:  # type: ignore[no-untyped-def]
     _, noisy = crops
     small = prepare(noisy[0][:, :32, :32], "denoise")[1]

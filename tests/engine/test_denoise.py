@@ -9,7 +9,6 @@ problem peaks at 26.82 dB (iteration 511) and ends at 22.43 dB by iteration 1500
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 

@@ -182,7 +182,7 @@ class Training:
         format, with a fresh Adam (a batch that shrinks loads the kept moments into it)."""
         net.to(self.device).train()
         if self.performance.channels_last:
-            net.to(memory_format=torch.channels_last)
+            net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to's stub omits memory_format
         self.net = net
         self.optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate, fused=self.performance.compile or None)
 

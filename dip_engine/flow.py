@@ -4,14 +4,14 @@
 frames' luminance, from the coarsest level down, the source is warped by the current flow and a
 per-pixel 2×2 least-squares step (over a square window, with a small ridge term so flat regions
 keep the coarser level's estimate; at most a pixel per step) refines it, and a 3×3 median
-removes stray vectors. It handles the small, smooth motions of a camera pan or zoom well (on
-96×96 windows panned 1.3–4.7 px over three photographs the median error is 0.02–0.03 px, the
-95th percentile at most 0.31 px: tests/engine/test_flow.py); it is not a learned flow and will be wrong on large or non-rigid motion, where
-the forward-backward check (`consistent`) masks the pixels out instead.
+removes stray vectors. It handles the small, smooth motions of a camera pan or zoom well, to a
+small fraction of a pixel (tests/engine/test_flow.py pins the accuracy); it is not a learned flow
+and will be wrong on large or non-rigid motion, where the forward-backward check (`consistent`)
+masks the pixels out instead.
 
 Frames larger than `FlowConfig.max_side` are estimated on an area-downscaled copy and the flow
-scaled back up: a 1920×1080 pair takes about 1.1 s on one CPU thread (9 s at full size), with a
-median error of 0.17 px on a 2 px shift.
+scaled back up, which makes HD frames several times cheaper for a small loss of accuracy
+(benchmarks/RESULTS.md, "Calibrations behind the engine's defaults").
 
 Conventions: frames are C×H×W (or H×W) tensors in [0, 1]; a flow is 2×H×W (dx, dy) in pixels
 and maps target pixels into the source: ``warp(source, flow)(p) = source(p + flow(p))``.
@@ -125,7 +125,7 @@ def estimate_flow(target: Tensor, source: Tensor, config: FlowConfig = FlowConfi
         source_image = F.interpolate(source_image, size=size, mode="area")
     flow = _estimate(target_image, source_image, config)
     if flow.shape[-2:] != full_size:
-        flow = _resized(flow, tuple(full_size), (full_size[1] / flow.shape[-1], full_size[0] / flow.shape[-2]))
+        flow = _resized(flow, (full_size[0], full_size[1]), (full_size[1] / flow.shape[-1], full_size[0] / flow.shape[-2]))
     return flow[0]
 
 
@@ -145,7 +145,7 @@ def _estimate(target_image: Tensor, source_image: Tensor, config: FlowConfig) ->
         if flow is None:
             flow = target_level.new_zeros(1, 2, *size)
         else:
-            flow = _resized(flow, tuple(size), (2.0, 2.0))  # a pyramid step halves coordinates (odd sides lose a pixel)
+            flow = _resized(flow, (size[0], size[1]), (2.0, 2.0))  # a pyramid step halves coordinates (odd sides lose a pixel)
         for _ in range(config.iterations):
             warped = _warp4(source_level, flow)
             gx, gy = _gradients((warped + target_level) / 2)

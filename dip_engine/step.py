@@ -163,13 +163,12 @@ def _cpu_has_bf16() -> bool:
 
 
 def performance_for(device: torch.device | str) -> Performance:
-    """The speed switches measured fastest on `device` at equal quality (benchmarks/RESULTS.md).
+    """The speed switches measured fastest on `device` at equal quality (benchmarks/RESULTS.md,
+    "Engine speed").
 
-    CUDA: compiled step, bfloat16 autocast and CUDA graphs (1.8× the eager float32 step at 128²
-    on an H200; the compile, ~1 min per image shape, is paid once per worker and shape).
-    CPU with native bfloat16: autocast and channels_last, not compiled (1.5-1.8× eager float32 at
-    64²-128² on this project's 2-core VM, with early-stopped PSNR within 0.1 dB; compiling would
-    cost ~45 s per image shape). Other CPUs: eager float32.
+    CUDA: compiled step, bfloat16 autocast and CUDA graphs (the compile is paid once per worker
+    and image shape). CPU with native bfloat16: autocast and channels_last, not compiled (on a
+    CPU a compile costs more than it saves for one image). Other CPUs: eager float32.
     """
     device = torch.device(device)
     if device.type == "cuda":

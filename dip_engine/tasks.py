@@ -61,7 +61,7 @@ class Task:
 # the image changes by less than the tolerance (RMS per 100 iterations) three times in a row, or
 # at the variance minimum for a noisy input. Measured in benchmarks/RESULTS.md: super-resolution
 # keeps gaining to its cap, so its tolerance is tight; inpainting's filled holes stop improving
-# after ~1000 iterations (its measured change is over the holes alone), so 4× looser.
+# long before its cap (and its change is measured over the holes alone), so it is looser.
 CONVERGENCE = StoppingConfig(kind="auto", converge_tolerance=1e-3)
 INPAINT_CONVERGENCE = replace(CONVERGENCE, converge_tolerance=4e-3)
 # The widest hole (see `hole_radius`) the text configuration fills; wider holes get the large-region one.

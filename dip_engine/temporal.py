@@ -16,7 +16,7 @@ Definitions (all means are over pixels, channels and consecutive frame pairs tâˆ
   mis-tracked), whose warped reference misses the reference by `match_tolerance` or more, or come
   from outside the frame are left out (the L1 form of Lai et al., 2018). Unlike change_error it
   does not grow with motion: a restoration that moves exactly like the scene scores about the
-  reference's own figure (interpolation error, ~0.001 on a 96Ã—96 pan); flicker, ghosting and
+  reference's own figure (its interpolation error, small); flicker, ghosting and
   anything that stays in place while the scene moves score more. A pair where the flow explains
   less than `min_explained` of the pixels (a scene cut) is skipped.
 """

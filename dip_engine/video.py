@@ -37,35 +37,28 @@ INPAINT_WARM_TOLERANCE = 1e-3  # RMS change over 10 iterations below which a war
 class ChainConfig:
     """How the frames after a chain's first are restored.
 
-    The defaults were measured on a 64×64 window panning 2 px per frame over the astronaut
-    photograph with σ = 25 noise (benchmarks/RESULTS.md): a warm frame's output average (0.9:
-    the cold 0.99 lags a short fit by ~200 iterations) peaks 50–75 iterations into the frame at
-    31.0–32.7 dB, above the cold start's 31.0 dB, and the raw output then over-fits the new noise.
-    The windowed variance of the last 10 raw outputs reaches its minimum 10–20 iterations before
-    that peak; so the criterion is reset per frame with window 10, patience 20 and the image kept
-    10 iterations after the minimum. A 2 px pan raises the first data term of a warm frame to
-    1.6–1.7× the previous frame's final one; a scene cut raises it far more (see `scene_cut`).
-    The temporal term is on (weight 1): on a 10-frame 64×64 pan (benchmarks/video.py
-    --chain-options, RESULTS.md) it raised the chain's mean PSNR from 37.62 to 39.52 dB and brought
-    the flicker from 1.87 to 1.11 (1 = the clean clip's own change) for 6 % more iterations; weight
-    3 froze the output (flicker 0.72). Carrying the output average over (37.69 dB) and the cold
-    average 0.99 (37.95 dB; 39.66 with the temporal term) changed little and are left off: a long
-    average drags the previous frame's content into a moving scene.
+    A warm frame starts from the previous frame's weights, so its output is already close: its
+    output average is short (0.9; the cold 0.99 would lag a short fit by hundreds of iterations),
+    and it peaks a few dozen iterations into the frame, after which the raw output over-fits the
+    new noise. The windowed variance of the last raw outputs reaches its minimum shortly before
+    that peak, so the criterion is reset per frame with a short window and patience and keeps
+    the image a few iterations after the minimum. A small pan raises a warm frame's first data
+    term a little above the previous frame's final one; a scene cut raises it far more (see
+    `scene_cut`). The temporal term ties static pixels to the previous restoration: it raises
+    quality and lowers flicker for a few more iterations, while a much stronger weight freezes
+    the output. The output average is not carried over: a long average drags the previous
+    frame's content into a moving scene.
 
-    The cap of a warm frame's iterations is 75: on the 48-frame 96×96 pan of benchmarks/
-    chain_tuning.py (group denoise-cap, RESULTS.md) one chain kept the same quality at caps 100, 75
-    and 60 (36.41, 36.45, 36.39 dB) in 3901, 3670 and 3196 iterations; the criterion stops few
-    frames before 75, so every frame costs about the same, which keeps parallel segments even (a
-    chain starting mid-clip ran 83 iterations a frame under cap 100, 72 under 75); a chain
-    starting mid-clip catches up more slowly under a lower cap (its 24 frames 0.47, 0.71 and 0.90
-    dB below the long chain's).
+    The cap of a warm frame's iterations is set where quality stops improving: the criterion
+    then stops few frames before it, so every frame costs about the same, which keeps parallel
+    segments even; a lower cap makes a chain starting mid-clip catch up more slowly. A segment
+    that starts with warm-up frames (`restore_video(warmup=...)`) begins with a short, fixed cold
+    start of `warmup_cold_iterations`, which with a few warm-up frames gives the seam's first
+    kept frames the quality of a long chain.
 
-    These defaults are the denoising chain's; `for_task` gives each task kind its own. A segment
-    that starts with warm-up frames (`restore_video(warmup=...)`) begins with a short, fixed
-    cold start of `warmup_cold_iterations`: on a 96×96 pan (benchmarks/chain_tuning.py,
-    RESULTS.md; with the earlier warm cap of 100) 200 iterations and 3 warm-up frames kept the
-    first 8 frames after a seam at 35.51 dB, against 35.09 with 300 and 2 frames and 35.35 with
-    600 and 2.
+    These defaults are the denoising chain's; `for_task` gives each task kind its own. The
+    measurements behind every value are in benchmarks/RESULTS.md ("Video" and "Calibrations
+    behind the engine's defaults").
     """
 
     warm_max_iterations: int = 75  # cap for a warm-started frame
@@ -101,11 +94,10 @@ class ChainConfig:
         """The chain settings measured for `task`'s kind (benchmarks/chain_tuning.py, RESULTS.md).
 
         Super-resolution has no noise to over-fit and gains detail for as long as it runs: its
-        warm frames run a fixed 250 iterations with the task's 0.99 output average and no
-        temporal term. On 16 frames of a 96×96 ×2 pan this matched cold starts (41.96 against
-        42.00 dB) in 0.21× their iterations, where the denoising defaults of then (cap 100) lost 1.2 dB (warm frames
-        stop after ~80 iterations; the temporal term ties moving detail to where it was). Measured
-        at ×2, used for every factor.
+        warm frames run a fixed number of iterations with the task's long output average and no
+        temporal term (which would tie moving detail to where it was). That matched cold starts
+        in a fraction of their iterations, where the denoising chain's early stop lost detail.
+        Measured at ×2, used for every factor.
 
         Inpainting warm frames stop by the task's own rule (`auto`): on a clean clip they run
         until the image settles (compared every 10 iterations, two quiet comparisons in a row),
@@ -190,10 +182,9 @@ def scene_cut(previous: Problem, previous_image: Tensor, current: Problem, ratio
     residual above `unexplained` times the new frame's variance about its mean colour:
     ‖A(x̂) − y_t‖² > unexplained · ‖A(ȳ_t) − y_t‖², with ȳ_t a flat image of y_t's mean colour.
 
-    Measured on 32×32 pans and cuts between photographs (tests/engine/test_video_engine.py): pans gave
-    jumps of 0.95–2.3 and unexplained fractions of 0.8–1.1 (noisy, low-texture windows) or
-    0.2–0.6 (clean super-resolution input); cuts gave jumps of 18 and 8500 and fractions of 9.8
-    and 26. Hence the defaults 3 and 1.5.
+    The defaults (a jump of 3, an unexplained fraction of 1.5) lie between what pans and cuts
+    between photographs gave (benchmarks/RESULTS.md, "Calibrations behind the engine's
+    defaults"; pinned by tests/engine/test_video_engine.py).
     """
     if ratio <= 0:
         return False
@@ -250,10 +241,10 @@ def restore_video(
             cold_config = config if config is not None else spec.config_for(scale=scale, mask=mask)
             warm_fit = settings.warm_fit(cold_config.fit)
         _, problem = prepare(frame, spec, mask=mask, scale=scale if spec.kind == "sr" else None)
-        if index > 0 and frame.shape != previous[0].observation.shape[1:]:  # type: ignore[index]
+        if previous is not None and frame.shape != previous[0].observation.shape[1:]:
             raise ValueError(
                 f"frame {index} has shape {tuple(frame.shape)}; the chain's frames are {tuple(previous[0].observation.shape[1:])}"
-            )  # type: ignore[index]
+            )
         ref = None if reference is None else check_image("reference", reference).unsqueeze(0).float().to(target)
 
         keyframe_due = settings.keyframe_interval > 0 and since_cold >= settings.keyframe_interval

@@ -2,11 +2,11 @@
 
 ``--signal=B:USR1@T`` (in both templates) has SLURM send SIGUSR1 to the batch script T seconds
 before the time limit, and the script passes it on to `pipeline run`. There, `StopSignals` turns
-it into a stop request the runner polls: no new unit starts, running ones get a grace period to
-finish, the ledger and results.csv are written, and then `requeue` puts the job back in the queue;
-the restarted job (``SLURM_RESTART_COUNT`` > 0) resumes from the ledger. SIGTERM (``scancel``, the
-end of a requeued job) ends the run at once as an interrupt: running units are abandoned and
-their temporary files removed.
+it into a stop request the run polls (`RunOptions.stop_requested`): no new unit starts, running
+ones get a grace period to finish, the ledger and results.csv are written, and then `requeue`
+puts the job back in the queue; the restarted job (``SLURM_RESTART_COUNT`` > 0) resumes from the
+ledger. SIGTERM (``scancel``, the end of a requeued job) ends the run at once as an interrupt:
+running units are abandoned and their temporary files removed.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class StopSignals:
             signal.signal(number, handler)
 
     def requested(self) -> bool:
-        """Whether a stop was requested (the runner's `stop_requested`)."""
+        """Whether a stop was requested (`RunOptions.stop_requested`)."""
         return self.received is not None
 
     def _on_stop(self, number: int, frame: FrameType | None) -> None:

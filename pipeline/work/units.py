@@ -1,4 +1,4 @@
-"""Units of work: what the runner queues, a worker runs, and the ledger records.
+"""Units of work: what a run queues, a worker runs, and the ledger records.
 
 Three kinds, all frozen and small enough to send to a Ray worker:
 
@@ -11,7 +11,7 @@ Three kinds, all frozen and small enough to send to a Ray worker:
 The segments' frames live in a hidden work folder of the output folder,
 ``.segments/<row id>/<segment index:04d>/<frame index:06d>.png``, until the video is assembled.
 Every kind has an `id` (its ledger id) and an `output`; `unit_outputs` and `failed_record`
-treat the three kinds alike for the runner.
+treat the three kinds alike for `pipeline.run.execute`.
 """
 
 from __future__ import annotations

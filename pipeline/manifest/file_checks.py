@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from pipeline.io import ImageReadError, is_frame_pattern, is_image_path, probe_image, shape_text
-from pipeline.manifest.schema import MIN_SIDE, PATH_COLUMNS, RELATIVE_HINT, Draft, Report, Shape
+from pipeline.manifest.schema import MIN_SIDE, PATH_COLUMNS, RELATIVE_HINT, Draft, Report, Shape, output_shape
 from pipeline.manifest.video_checks import Sequences, check_video_row
 
 
@@ -76,12 +76,10 @@ def _check_shapes(draft: Draft, found: dict[str, Shape | None], report: Report) 
             "flash",
             f"the flash image is {shape_text(flash)} but the no-flash input is {shape_text((channels, height, width))} (CxHxW); both must have the same channels and size",
         )
-    scale_known = draft.task is not None and (draft.task.kind != "sr" or draft.scale is not None)
-    if reference is not None and scale_known:
-        factor = draft.scale or 1
-        expected = (channels, height * factor, width * factor)
+    output = output_shape(draft, channels, height, width)
+    if reference is not None and output is not None:
+        expected, why = output
         if reference != expected:
-            why = f"the input's {height}x{width} times scale {factor}" if factor > 1 else "the input's size"
             report.add(
                 draft.line,
                 "reference",

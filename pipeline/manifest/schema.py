@@ -165,3 +165,13 @@ class Draft:
             fps=self.fps,
             source=self.source,
         )
+
+
+def output_shape(draft: Draft, channels: int, height: int, width: int) -> tuple[Shape, str] | None:
+    """The C×H×W of the row's output for an input of this shape, and how it follows from the
+    input (for messages); None while the task or the scale is unknown (reported elsewhere)."""
+    if draft.task is None or (draft.task.kind == "sr" and draft.scale is None):
+        return None
+    factor = draft.scale or 1
+    why = f"the input's {height}x{width} times scale {factor}" if factor > 1 else "the input's size"
+    return (channels, height * factor, width * factor), why

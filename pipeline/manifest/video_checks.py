@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from pipeline.io import SequenceError, SequenceInfo, is_frame_pattern, is_image_path, probe_sequence, shape_text
-from pipeline.manifest.schema import MIN_SIDE, RELATIVE_HINT, Draft, Report, Shape
+from pipeline.manifest.schema import MIN_SIDE, RELATIVE_HINT, Draft, Report, Shape, output_shape
 
 Sequences = dict[Path, SequenceInfo | None]  # what each path probed as (None: it had a problem)
 
@@ -89,13 +89,12 @@ def _check_masks(draft: Draft, source: SequenceInfo, masks: SequenceInfo, report
 
 
 def _check_reference(draft: Draft, source: SequenceInfo, reference: SequenceInfo, report: Report) -> None:
-    if draft.task is None or (draft.task.kind == "sr" and draft.scale is None):
+    output = output_shape(draft, source.channels, source.height, source.width)
+    if output is None:
         return  # the output size is unknown; the task or scale problem is reported already
-    factor = draft.scale or 1
-    expected = (source.channels, source.height * factor, source.width * factor)
+    expected, why = output
     got = (reference.channels, reference.height, reference.width)
     if got != expected:
-        why = f"the input's {source.height}x{source.width} times scale {factor}" if factor > 1 else "the input's size"
         report.add(
             draft.line,
             "reference",

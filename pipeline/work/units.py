@@ -78,6 +78,20 @@ class SegmentUnit:
     def output(self) -> PurePosixPath:
         return segment_folder(self.row.id, self.segment.index)
 
+    def record_fields(self) -> dict[str, Any]:
+        """The fields of its ledger line that say which segment of which video it is."""
+        segment = self.segment
+        return {
+            "id": self.id,
+            "video": self.row.id,
+            "segment": segment.index,
+            "segments": self.segments,
+            "start": segment.start,
+            "stop": segment.stop,
+            "warmup_start": segment.warmup_start,
+            "lead_in": segment.lead_in,
+        }
+
 
 @dataclass(frozen=True)
 class AssemblyUnit:
@@ -115,22 +129,8 @@ def unit_outputs(unit: Unit) -> tuple[PurePosixPath, ...]:
 def failed_record(unit: Unit, *, error: str, worker: str = "", attempt: int = 1) -> dict[str, Any]:
     """The ledger record of a unit whose last attempt failed with `error`."""
     if isinstance(unit, SegmentUnit):
-        segment = unit.segment
         return SegmentRecord.of(
-            unit.row,
-            unit.output.as_posix(),
-            id=unit.id,
-            status=STATUS_FAILED,
-            error=error,
-            worker=worker,
-            attempt=attempt,
-            video=unit.row.id,
-            segment=segment.index,
-            segments=unit.segments,
-            start=segment.start,
-            stop=segment.stop,
-            warmup_start=segment.warmup_start,
-            lead_in=segment.lead_in,
+            unit.row, unit.output.as_posix(), **unit.record_fields(), status=STATUS_FAILED, error=error, worker=worker, attempt=attempt
         ).to_dict()
     if isinstance(unit, AssemblyUnit):
         return failed_video_record(unit.row, error=f"assembly failed: {error}", worker=worker, attempt=attempt)

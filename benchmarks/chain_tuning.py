@@ -33,6 +33,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
+from typing import TypedDict
 
 import torch
 from clips import degrade, make_clip
@@ -59,6 +60,13 @@ class Job:
     chain: ChainConfig = field(default_factory=ChainConfig)
 
 
+class ChainOptions(TypedDict, total=False):
+    """Some of ChainConfig's fields, as keywords shared by several chains."""
+
+    warm_average: float | None
+    temporal_weight: float
+
+
 @dataclass
 class FrameRow:
     index: int
@@ -79,7 +87,6 @@ def run_job(job: Job, size: int, device: str, threads: int, cold_cap: int | None
     clean = make_clip(job.clip_frames, size)
     mask = text_mask(size, size, torch.Generator().manual_seed(0)) if get_task(job.task).kind == "inpaint" else None
     observed = clean * mask if mask is not None else degrade(job.task, clean, seed=0)
-    inputs = {} if mask is None else {"mask": mask}
     config = _config(job.task, cold_cap, mask)
     started = time.perf_counter()
     rows = []
@@ -89,7 +96,7 @@ def run_job(job: Job, size: int, device: str, threads: int, cold_cap: int | None
 
     if job.cold:
         for index in range(job.first, job.stop):
-            result = restore(observed[index], job.task, config=config, device=device, reference=clean[index], **inputs)
+            result = restore(observed[index], job.task, mask=mask, config=config, device=device, reference=clean[index])
             rows.append(FrameRow(index, True, result.iterations, psnr(result.image, clean[index]), trace_of(result.history)))
     else:
         frames = iter(observed[job.first : job.stop])
@@ -132,7 +139,7 @@ def sr2_jobs(frames: int) -> list[Job]:
 def sr2_budget_jobs(frames: int) -> list[Job]:
     """Frames 0..frames−1 of the 24-frame clip: cold starts, and chains with the task's output
     average (0.99) and no temporal term, at several warm budgets."""
-    options = {"warm_average": None, "temporal_weight": 0}
+    options: ChainOptions = {"warm_average": None, "temporal_weight": 0}
     chains = {
         "sr2 chain fixed 200": _fixed(200, **options),
         "sr2 chain fixed 250": _fixed(250, **options),

@@ -171,10 +171,11 @@ def run_recipe(
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    code = _code(recipe, tuple(reference.shape[-2:]), guide, generator)
+    height, width = reference.shape[-2:]
+    code = _code(recipe, (height, width), guide, generator)
     net = recipe.network(code.shape[1])
     memory = torch.channels_last if autocast else torch.contiguous_format
-    net = net.to(memory_format=memory)
+    net = net.to(memory_format=memory)  # type: ignore[call-overload]  # Module.to takes memory_format; torch's overloads omit it
     code = code.contiguous(memory_format=memory)
     target = observation.unsqueeze(0)
     reference = reference.unsqueeze(0)

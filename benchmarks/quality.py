@@ -78,10 +78,10 @@ def make_case(case: str, clean: torch.Tensor) -> Case:
     if case.startswith("inpaint"):
         size = clean.shape[-1]
         mask = text_mask(size, size, rng) if case == "inpaint-text" else block_mask(size, size, rng, holes=8, size=0.1)
-        operator = Inpainting(mask)
-        holed = operator.degrade(clean, rng)
+        inpainting = Inpainting(mask)
+        holed = inpainting.degrade(clean, rng)
         recipe = "inpaint-text" if hole_radius(mask) <= THIN_HOLE_RADIUS else "inpaint-region"
-        return Case("inpaint", holed, clean, psnr(holed, clean), recipe, operator.A, {"mask": mask})
+        return Case("inpaint", holed, clean, psnr(holed, clean), recipe, inpainting.A, {"mask": mask})
     pair = synthesize_flash_pair(clean, rng)
     return Case("flash", pair.no_flash, pair.ambient, psnr(pair.no_flash, pair.ambient), "flash", lambda x: x, {"flash": pair.flash})
 

@@ -34,6 +34,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import torch
 from published import published_skip  # benchmarks/ is run as a folder of scripts
@@ -184,10 +185,10 @@ def main() -> None:
         noisy = torch.rand(3, size, size, generator=generator)
         flops = step_flops(size, device)
         runs: list[tuple[str, Callable[[], float]]] = [
-            ("published recipe (eager fp32)", lambda noisy=noisy: time_published(noisy, device, args.warmup, args.iterations))
+            ("published recipe (eager fp32)", partial(time_published, noisy, device, args.warmup, args.iterations))
         ]
         for name in chosen:
-            runs.append((f"engine, {name}", lambda m=modes[name], noisy=noisy: time_engine(noisy, device, m, args.warmup, args.iterations)))
+            runs.append((f"engine, {name}", partial(time_engine, noisy, device, modes[name], args.warmup, args.iterations)))
         baseline = engine_eager = None
         for name, measure in runs:
             seconds = measure()

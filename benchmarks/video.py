@@ -41,8 +41,9 @@ import math
 import platform
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import ray
 import torch
@@ -98,7 +99,13 @@ class BenchWorker:
 
 
 def summarise(
-    name: str, outcomes: list[FrameOutcome], clean: torch.Tensor, wall: float, workers: int, warmup: list[FrameOutcome] = (), first: int = 0
+    name: str,
+    outcomes: list[FrameOutcome],
+    clean: torch.Tensor,
+    wall: float,
+    workers: int,
+    warmup: Sequence[FrameOutcome] = (),
+    first: int = 0,
 ) -> dict[str, object]:
     """One table row; `warmup` frames (a segment's overlap, restored and discarded) count as cost only."""
     outcomes = sorted(outcomes, key=lambda o: o.index)
@@ -225,7 +232,7 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     ray.init(num_cpus=2, num_gpus=1 if cuda else 0, include_dashboard=False, log_to_driver=False)
     actor = ray.remote(num_cpus=1, num_gpus=0.5 if cuda else 0)(BenchWorker)
-    workers = [actor.remote(args.device) for _ in range(2)]
+    workers: list[Any] = [actor.remote(args.device) for _ in range(2)]  # actor handles, untyped as in pipeline/run/pools.py
     ray.get([w.__ray_ready__.remote() for w in workers])
     clean = make_clip(args.frames, args.size)
     where = torch.cuda.get_device_name(0) + ", 2 workers on one GPU" if cuda else f"{platform.machine()}, 2 workers × 1 thread"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from types import ModuleType
+
 import numpy as np
 import pytest
 import torch
@@ -35,7 +38,7 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 
 
 @pytest.fixture(scope="session")
-def ray_local():  # type: ignore[no-untyped-def]
+def ray_local() -> Iterator[ModuleType]:
     """One small local Ray cluster for the whole test session (2 CPUs, no dashboard)."""
     import ray
 

@@ -11,12 +11,25 @@ first float32 step, and the float32 end's PSNR.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 import torch
 
-from dip_engine import Denoising, GuardConfig, NetConfig, Performance, Restoration, StoppingConfig, fit, fit_batch, get_task, psnr
+from dip_engine import (
+    Denoising,
+    FitConfig,
+    GuardConfig,
+    NetConfig,
+    Performance,
+    Restoration,
+    StoppingConfig,
+    fit,
+    fit_batch,
+    get_task,
+    psnr,
+)
 from dip_engine.nets import Generator, build_generator, split_state, stack_states
 from dip_engine.restore import prepare
 from tests.conftest import photo
@@ -24,17 +37,18 @@ from tests.conftest import photo
 SMALL_NET = NetConfig(channels_down=(16, 16, 16), channels_up=(16, 16, 16), channels_skip=(4, 4, 4), input_depth=8)
 SEEDS = (0, 5, 9)
 CPU = torch.device("cpu")
+Crops = tuple[list[torch.Tensor], list[torch.Tensor]]  # (clean, noisy)
 
 
 @pytest.fixture(scope="module")
-def crops() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def crops() -> Crops:
     """Three clean 40×40 crops of the astronaut photograph and their σ = 25 noisy versions."""
     clean = [photo("astronaut", 100 + 20 * k, 150, 40, 40) for k in range(3)]
     noise = Denoising(sigma=25 / 255)
     return clean, [noise.degrade(c, torch.Generator().manual_seed(k)) for k, c in enumerate(clean)]
 
 
-def _fixed(iterations: int, performance: Performance | None = None):  # type: ignore[no-untyped-def]
+def _fixed(iterations: int, performance: Performance | None = None) -> FitConfig:
     return replace(
         get_task("denoise").config.fit,
         max_iterations=iterations,
@@ -63,14 +77,14 @@ def _alone_and_batched(noisy: list[torch.Tensor], iterations: int) -> list[tuple
     return list(zip(alone, fit_batch(problems, SMALL_NET, _fixed(iterations), seeds=SEEDS, device=CPU)))
 
 
-def test_the_first_step_equals_fitting_each_problem_alone(crops) -> None:  # type: ignore[no-untyped-def]
+def test_the_first_step_equals_fitting_each_problem_alone(crops: Crops) -> None:
     for a, b in _alone_and_batched(crops[1], 1):
         assert b.history.loss == pytest.approx(a.history.loss, rel=1e-6)
         assert (a.image - b.image).abs().max().item() < 1e-5
 
 
 @pytest.fixture
-def float64():  # type: ignore[no-untyped-def]
+def float64() -> Iterator[None]:
     """Weights, codes and activations in float64 (the data term stays float32, as in `fit`)."""
     before = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
@@ -78,21 +92,21 @@ def float64():  # type: ignore[no-untyped-def]
     torch.set_default_dtype(before)
 
 
-def test_in_float64_a_batched_fit_is_the_separate_fits(crops, float64) -> None:  # type: ignore[no-untyped-def]
+def test_in_float64_a_batched_fit_is_the_separate_fits(crops: Crops, float64: None) -> None:
     """With rounding taken out of the way, 100 batched iterations end exactly where 100 separate ones do."""
     for a, b in _alone_and_batched(crops[1], 100):
         assert b.history.loss == pytest.approx(a.history.loss, rel=1e-9)
         assert (a.image - b.image).abs().max().item() < 1e-6
 
 
-def test_in_float32_a_batched_fit_restores_as_well_as_the_separate_fits(crops) -> None:  # type: ignore[no-untyped-def]
+def test_in_float32_a_batched_fit_restores_as_well_as_the_separate_fits(crops: Crops) -> None:
     clean, noisy = crops
     for c, n, (a, b) in zip(clean, noisy, _alone_and_batched(noisy, 100)):
         assert psnr(b.image, c) == pytest.approx(psnr(a.image, c), abs=0.1)
         assert psnr(b.image, c) > psnr(n, c) + 0.5  # and it is denoising (measured +0.9 dB at 100 iterations)
 
 
-def test_problems_do_not_mix(crops) -> None:  # type: ignore[no-untyped-def]
+def test_problems_do_not_mix(crops: Crops) -> None:
     """Problem 0's result does not depend on what the other problems hold (batch norm per problem)."""
     _, noisy = crops
     problems = [prepare(n, "denoise")[1] for n in noisy]
@@ -103,7 +117,7 @@ def test_problems_do_not_mix(crops) -> None:  # type: ignore[no-untyped-def]
     assert not torch.allclose(first[1].image, second[1].image, atol=1e-2)
 
 
-def test_early_stopped_problems_leave_the_batch_and_the_rest_go_on(crops, float64) -> None:  # type: ignore[no-untyped-def]
+def test_early_stopped_problems_leave_the_batch_and_the_rest_go_on(crops: Crops, float64: None) -> None:
     """Each problem stops on its own criterion; the batch shrinks to the running ones (4 → 2 → 1
     here: the camera crop stops at 285, two astronaut crops at 350 and 353, the last runs to the
     cap of 400), and every result is still the one its separate fit gives."""
@@ -125,7 +139,7 @@ def test_early_stopped_problems_leave_the_batch_and_the_rest_go_on(crops, float6
 
 
 @pytest.mark.parametrize("guard", [GuardConfig(), GuardConfig(enabled=False)], ids=["guard", "no-guard"])
-def test_a_diverging_problem_leaves_the_batch_and_is_fitted_again_alone(crops, guard) -> None:  # type: ignore[no-untyped-def]
+def test_a_diverging_problem_leaves_the_batch_and_is_fitted_again_alone(crops: Crops, guard: GuardConfig) -> None:
     """Problem 1's head turns NaN after step 5: it leaves the batch (with the guard off too: a
     batch cannot carry a NaN problem) and `fit` restores it alone; the others go on undisturbed."""
     problems = [prepare(n, "denoise")[1] for n in crops[1]]
@@ -146,7 +160,7 @@ def test_a_diverging_problem_leaves_the_batch_and_is_fitted_again_alone(crops, g
         assert (poisoned[k].image - healthy[k].image).abs().max().item() < 1e-5
 
 
-def test_a_batch_holds_one_shape_and_one_task(crops) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_holds_one_shape_and_one_task(crops: Crops) -> None:
     _, noisy = crops
     small = prepare(noisy[0][:, :32, :32], "denoise")[1]
     with pytest.raises(ValueError, match="one shape"):

@@ -124,10 +124,11 @@ def test_warm_start_continues_where_the_last_fit_ended(scene: tuple[torch.Tensor
     warm = restore(noisy, "denoise", config=small(5, stopping=StoppingConfig(kind="fixed")), seed=1, initial_state=first.state)
     assert warm.history.loss[0] < 1.5 * first.history.loss[-1]
     assert warm.history.loss[0] < 0.5 * cold.history.loss[0]
-    torch.testing.assert_close(warm.state.code, first.state.code)  # type: ignore[union-attr]
+    assert warm.state is not None
+    torch.testing.assert_close(warm.state.code, first.state.code)
     # The caller's state is not modified by the warm-started fit.
-    assert first.state.average is not None
-    assert not torch.equal(first.state.average, warm.state.average)  # type: ignore[union-attr]
+    assert first.state.average is not None and warm.state.average is not None
+    assert not torch.equal(first.state.average, warm.state.average)
 
 
 def test_variance_stop_on_a_small_network(scene: tuple[torch.Tensor, torch.Tensor]) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dip_engine import Denoising, FlashNoFlash, Inpainting, SuperResolution, block_mask, psnr
+from dip_engine import Denoising, FlashNoFlash, Inpainting, Operator, SuperResolution, block_mask, psnr
 from dip_engine.functional import lanczos_kernel_1d, ssim
 from tests.conftest import photo
 
 C, H, W = 3, 36, 42  # divisible by 2 and 3 for super-resolution, otherwise odd-sized
 
 
-def _operators() -> dict[str, object]:
+def _operators() -> dict[str, Operator]:
     rng = torch.Generator().manual_seed(7)
     return {
         "denoise": Denoising(),

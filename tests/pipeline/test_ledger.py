@@ -31,7 +31,7 @@ def done(unit_id: str, output: str | None = None, **fields: object) -> dict:
 
 
 def failed(unit_id: str, **fields: object) -> dict:
-    record = {"id": unit_id, "status": "failed", "error": "boom", "output": f"{unit_id}.png"}
+    record: dict[str, object] = {"id": unit_id, "status": "failed", "error": "boom", "output": f"{unit_id}.png"}
     record.update(fields)
     return record
 

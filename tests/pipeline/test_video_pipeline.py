@@ -262,7 +262,7 @@ def test_a_noisy_clip_end_to_end_with_audio(tmp_path: Path, ray_local: Any) -> N
     rows = parse_manifest(manifest(tmp_path, "id,task,input,output", "clip,denoise,in/clip.mkv,restored/clip.mp4"))
     out = tmp_path / "out"
     options = RunOptions(
-        out_dir=out, workers=2, segment_frames=3, overlap=2, frames_format="png", processors=Processors(segment=quality_segment)
+        out_dir=out, workers=2, segment_frames=3, overlap=2, frames_format=FramesFormat.png, processors=Processors(segment=quality_segment)
     )
     summary = run(rows, options)
     assert summary.succeeded, summary.records
@@ -381,7 +381,7 @@ def test_frame_folders_patterns_masks_and_references(tmp_path: Path, ray_local: 
     out = tmp_path / "out"
     summary = run(
         parse_manifest(path),
-        RunOptions(out_dir=out, workers=2, segment_frames=0, frames_format="tiff", processors=Processors(segment=fast_segment)),
+        RunOptions(out_dir=out, workers=2, segment_frames=0, frames_format=FramesFormat.tiff, processors=Processors(segment=fast_segment)),
     )
     assert summary.succeeded, summary.records
     latest = {line["id"]: line for line in ledger_lines(out)}

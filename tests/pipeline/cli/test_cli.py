@@ -12,9 +12,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
-from click.testing import Result
 from skimage import data
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from pipeline.cli.app import app
 from pipeline.manifest import parse_manifest
@@ -26,7 +25,7 @@ ITERATIONS = 5  # enough to exercise the whole path; quality is not under test h
 SIDE = 36  # tiny images; the published 5-level networks pad them to 64×64
 
 
-def invoke(*args: str) -> Result:
+def invoke(*args: str | Path) -> Result:
     result = CliRunner().invoke(app, [str(arg) for arg in args])
     # A SystemExit is how typer ends with a code; anything else is a crash of the command itself.
     if result.exception is not None and not isinstance(result.exception, SystemExit):

@@ -194,9 +194,8 @@ def test_tiff_channels_first_and_multi_page(tmp_path: Path) -> None:
     rgb = data.astronaut()[:40, :50]
     planar = np.ascontiguousarray(rgb.transpose(2, 0, 1))
     with_alpha = np.concatenate([planar, planar[:1]])
-    options = {"photometric": "rgb", "planarconfig": "separate"}
-    tifffile.imwrite(tmp_path / "planar.tif", planar, **options)
-    tifffile.imwrite(tmp_path / "planar_rgba.tif", with_alpha, **options, extrasamples=["unassalpha"])
+    tifffile.imwrite(tmp_path / "planar.tif", planar, photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(tmp_path / "planar_rgba.tif", with_alpha, photometric="rgb", planarconfig="separate", extrasamples=["unassalpha"])
     pages = np.stack([rgb[..., 1], rgb[..., 2], rgb[..., 0]])
     tifffile.imwrite(tmp_path / "pages.tif", pages, photometric="minisblack")
 

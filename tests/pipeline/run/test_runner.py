@@ -1,4 +1,4 @@
-"""The Ray runner on a real local cluster: resume, a worker killed mid-unit, retries, failures."""
+"""A run on a real local Ray cluster: resume, a worker killed mid-unit, retries, failures."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -93,7 +93,7 @@ def logs(out: Path) -> str:
     return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')}" for path in sorted((out / "slurm").glob("*.out")))
 
 
-def wait_until(condition, timeout: float, what: str, out: Path) -> None:  # type: ignore[no-untyped-def]
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, out: Path) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

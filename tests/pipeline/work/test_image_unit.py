@@ -1,4 +1,4 @@
-"""pipeline.unit: one manifest row restored end to end on tiny real photographs and a tiny network."""
+"""pipeline.work.image: one manifest row restored end to end on tiny real photographs and a tiny network."""
 
 from __future__ import annotations
 

@@ -170,7 +170,3 @@ def input_code(config: NetConfig, height: int, width: int, generator: torch.Gene
         xs = torch.linspace(0, 1, width).view(1, width).expand(height, width)
         return torch.stack([xs, ys]).unsqueeze(0).contiguous()
     return torch.rand(1, config.input_depth, height, width, generator=generator) * config.input_scale
-
-
-def code_channels(config: NetConfig) -> int:
-    return 2 if config.input_kind == "meshgrid" else config.input_depth

@@ -35,10 +35,6 @@ class History:
     noise_sigma: float = math.nan  # the input's estimated noise σ when the rule was chosen by it
     keep_known: bool = False  # whether the given pixels were put back into the image
 
-    @property
-    def best_psnr(self) -> float:
-        return max(self.psnr) if self.psnr else float("nan")
-
 
 @dataclass
 class Restoration:

@@ -84,10 +84,6 @@ class TemporalConsistency:
         return self._out_change / self.pairs if self.pairs else float("nan")
 
     @property
-    def baseline_change(self) -> float:
-        return self._base_change / self.pairs if self.pairs else float("nan")
-
-    @property
     def flicker(self) -> float:
         """change(output) / change(baseline); NaN without a baseline or with fewer than 2 frames."""
         if not self.pairs or self._base_change == 0:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dip_engine import NetConfig
-from dip_engine.nets import Generator, build_generator, code_channels, input_code
+from dip_engine.nets import Generator, build_generator, input_code
 
 
 def test_published_denoising_network_size() -> None:
@@ -36,8 +36,8 @@ def test_published_denoising_network_size() -> None:
     ],
 )
 def test_output_shape_and_range(config: NetConfig) -> None:
-    net = build_generator(config, code_channels(config), out_channels=1, seed=3)
     z = input_code(config, 24, 40, torch.Generator().manual_seed(0))
+    net = build_generator(config, z.shape[1], out_channels=1, seed=3)
     out = net(z)
     assert out.shape == (1, 1, 24, 40)
     assert out.min() >= 0 and out.max() <= 1

@@ -111,7 +111,7 @@ def test_text_inpainting_reaches_what_the_old_rule_could_not_and_stops_converged
     result = restore(holed, "inpaint", mask=mask, config=config, reference=clean)
     assert result.stop_reason == "converged" and result.iterations < config.fit.max_iterations / 2
     assert psnr(result.image, clean) > 37.0  # the old rule: 32.64 dB
-    assert psnr(result.image, clean) > result.history.best_psnr - 0.2
+    assert psnr(result.image, clean) > max(result.history.psnr) - 0.2
     hole = (mask == 0).expand_as(clean)
     assert psnr(result.image[hole], clean[hole]) > 28.0  # the old rule: 27.64 dB
 

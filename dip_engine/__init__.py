@@ -10,6 +10,10 @@ for frame in restore_video(frames, "denoise"):   # frames: an iterable of C×H×
 
 from dip_engine import fit_batch            # K problems of one shape in one grouped network
 results = fit_batch(problems, net_config, fit_config, seeds=[0, 1, 2, 3], device=device)
+
+from dip_engine import TilingConfig          # a large image as overlapping tiles, blended with no seam
+result = restore(scan, "denoise", tiling=TilingConfig(tile=512, overlap=32))
+result = restore(scan, "denoise", tiling=TilingConfig(memory_budget=8 * 2**30))   # tiles chosen to fit
 """
 
 from dip_engine.batch import fit_batch
@@ -38,6 +42,7 @@ from dip_engine.result import FitState, History, Restoration
 from dip_engine.step import CompiledSteps, performance_for
 from dip_engine.tasks import Task, get_task, task_names
 from dip_engine.temporal import TemporalConsistency
+from dip_engine.tiling import Tile, TilingConfig, restore_tiles
 from dip_engine.video import ChainConfig, FrameResult, restore_video
 
 __all__ = [
@@ -62,6 +67,8 @@ __all__ = [
     "SuperResolution",
     "Task",
     "TemporalConsistency",
+    "Tile",
+    "TilingConfig",
     "block_mask",
     "fit",
     "fit_batch",
@@ -69,6 +76,7 @@ __all__ = [
     "performance_for",
     "psnr",
     "restore",
+    "restore_tiles",
     "restore_video",
     "ssim",
     "synthesize_flash_pair",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -83,6 +84,30 @@ def _operator(task: Task, x0: Tensor, mask: object, scale: object, flash: object
     return FlashNoFlash(guide), guide
 
 
+class TiledRestore(Protocol):
+    """What `restore(tiling=...)` asks of its tiling: `dip_engine.tiling.TilingConfig`.
+
+    The tiling module builds on this one (it checks inputs with `prepare`), so `restore` reaches
+    it through this protocol rather than an import, which keeps the modules' imports one-way."""
+
+    def restore_tiled(
+        self,
+        x0: Tensor,
+        task: Task,
+        *,
+        mask: Tensor | None,
+        scale: int | None,
+        flash: Tensor | None,
+        config: RestoreConfig | None,
+        seed: int,
+        device: torch.device | str | None,
+        reference: Tensor | None,
+        steps: CompiledSteps | None,
+    ) -> Restoration | None:
+        """The blended restoration of x0's tiles, or None when x0 is to be restored whole."""
+        ...
+
+
 def resolve_device(device: torch.device | str | None) -> torch.device:
     """`device`, or CUDA when there is one, else the CPU."""
     if device is not None:
@@ -127,6 +152,7 @@ def restore(
     initial_state: FitState | None = None,
     callback: Callback | None = None,
     steps: CompiledSteps | None = None,
+    tiling: TiledRestore | None = None,
 ) -> Restoration:
     """Restore one image with Deep Image Prior.
 
@@ -136,8 +162,24 @@ def restore(
     configuration for this scale or mask, `Task.config_for`). reference: a clean
     image of the output's shape, only to record a PSNR trace in the history. initial_state:
     continue from an earlier fit (warm start). steps: a worker's cache of compiled
-    training steps, reused across calls when the config compiles. Returns a `Restoration` whose image is on x0's device.
+    training steps, reused across calls when the config compiles. tiling: a
+    `dip_engine.tiling.TilingConfig` to restore x0 as overlapping tiles blended into one image
+    (a large image that does not fit the device's memory); None, or a tiling that resolves to
+    one tile, restores it whole exactly as without. A tiled result's image is the blend, its
+    iterations the sum over the tiles, its stop_reason their most common, its history holds no
+    traces (see `dip_engine.tiling.summarise`; the reference is only checked), `tiles` their
+    count and `seconds` the wall time; initial_state and callback cannot be combined with it.
+    Returns a `Restoration` whose image is on x0's device.
     """
+    if tiling is not None:
+        if initial_state is not None or callback is not None:
+            raise ValueError("initial_state and callback are not supported with tiling=")
+        spec = get_task(task) if isinstance(task, str) else task
+        tiled = tiling.restore_tiled(
+            x0, spec, mask=mask, scale=scale, flash=flash, config=config, seed=seed, device=device, reference=reference, steps=steps
+        )
+        if tiled is not None:
+            return tiled
     spec, problem = prepare(x0, task, mask=mask, scale=scale, flash=flash)
     if reference is not None:
         reference = check_image("reference", reference, channels=x0.shape[0])

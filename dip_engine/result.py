@@ -48,3 +48,4 @@ class Restoration:
     kept_iteration: int  # the iteration whose image was returned
     task: str = ""
     state: FitState | None = None  # the final state, for warm starts
+    tiles: int = 1  # how many tiles were restored and blended into the image (`dip_engine.tiling`)

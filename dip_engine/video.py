@@ -15,7 +15,10 @@ variance unexplained.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -28,6 +31,7 @@ from dip_engine.restore import check_image, prepare, resolve_device
 from dip_engine.result import FitState, Restoration
 from dip_engine.step import CompiledSteps
 from dip_engine.tasks import Task, get_task
+from dip_engine.tiling import Tile, TilingConfig, blend_tiles, check_reference, summarise, tile_grid
 
 FRAME_WISE_KINDS = ("denoise", "sr", "inpaint")
 INPAINT_WARM_TOLERANCE = 1e-3  # RMS change over 10 iterations below which a warm inpainting frame has settled
@@ -210,6 +214,7 @@ def restore_video(
     references: Iterable[Tensor] | None = None,
     steps: CompiledSteps | None = None,
     warmup: int = 0,
+    tiling: TilingConfig | None = None,
 ) -> Iterator[FrameResult]:
     """Restore consecutive frames as one warm-started chain; yields each frame as it is done.
 
@@ -223,11 +228,30 @@ def restore_video(
     steps: a worker's compiled training steps (see `dip_engine.step`), shared by every frame.
     warmup: how many of the first frames only warm the chain up (the caller drops them, like a
     segment's overlap); with warmup > 0 the first cold start runs `warmup_cold_iterations` only.
+    tiling: frames larger than its tile (`dip_engine.tiling.TilingConfig`, resolved on the first
+    frame) are restored in tiles, each tile position its own warm-started chain over its crops
+    of the frames (see `_tiled_chains`); None, or a tiling resolving to one tile, is one chain.
     Raises ValueError for a task that is not frame-wise or a frame that `restore` would reject.
     """
     spec = get_task(task) if isinstance(task, str) else task
     if spec.kind not in FRAME_WISE_KINDS:
         raise ValueError(f"task {spec.name!r} cannot restore video; frame-wise kinds are {', '.join(FRAME_WISE_KINDS)}")
+    if tiling is not None:
+        yield from _tiled_video(
+            frames,
+            spec,
+            tiling,
+            masks=masks,
+            scale=scale,
+            config=config,
+            chain=chain,
+            seed=seed,
+            device=device,
+            references=references,
+            steps=steps,
+            warmup=warmup,
+        )
+        return
     settings = chain if chain is not None else ChainConfig.for_task(spec)
     target = resolve_device(device)
     mask_stream, reference_stream = _per_frame(masks), _per_frame(references)
@@ -284,3 +308,133 @@ def restore_video(
         outcome.restoration.task = spec.name
         previous = (problem, outcome.restoration)
         yield outcome
+
+
+# Starts one untiled chain over (frames, masks, references, seed): the tiled video's chain per tile.
+ChainStarter = Callable[[Iterable[Tensor], Tensor | Iterable[Tensor] | None, Iterable[Tensor] | None, int], Iterator[FrameResult]]
+
+
+def _fed(queue: deque[Tensor]) -> Iterator[Tensor]:
+    """The items put into `queue`, taken as a chain asks for them (the tiled chains' frames)."""
+    while queue:
+        yield queue.popleft()
+
+
+def _peek_mask(masks: Tensor | Iterable[Tensor] | None) -> tuple[Tensor | None, Tensor | Iterable[Tensor] | None]:
+    """(the first frame's mask, the masks to give on: the same, with the peeked one put back)."""
+    if masks is None or isinstance(masks, Tensor):
+        return masks, masks
+    stream = iter(masks)
+    first = next(stream, None)
+    if first is None:
+        raise ValueError("fewer masks or references than frames")
+    return first, itertools.chain([first], stream)
+
+
+def _tiled_video(
+    frames: Iterable[Tensor],
+    spec: Task,
+    tiling: TilingConfig,
+    *,
+    masks: Tensor | Iterable[Tensor] | None,
+    scale: int | None,
+    config: RestoreConfig | None,
+    chain: ChainConfig | None,
+    seed: int,
+    device: torch.device | str | None,
+    references: Iterable[Tensor] | None,
+    steps: CompiledSteps | None,
+    warmup: int,
+) -> Iterator[FrameResult]:
+    """`restore_video` with a tiling: the plan is made on the first frame (the configuration
+    chosen for its whole mask, as untiled); one tile covering the frame leaves one chain."""
+    stream = iter(frames)
+    first = next(stream, None)
+    if first is None:
+        return
+    first_mask, again = _peek_mask(masks)
+    sr_scale = scale if spec.kind == "sr" else None
+    _, problem = prepare(first, spec, mask=first_mask, scale=sr_scale)
+    cold_config = config if config is not None else spec.config_for(scale=scale, mask=first_mask)
+    factor = problem.size[0] // first.shape[-2]
+    shape = (first.shape[0], first.shape[1], first.shape[2])
+    plan = tiling.plan(spec, cold_config, shape, scale=factor, mask=first_mask, device_type=resolve_device(device).type)
+    frames = itertools.chain([first], stream)
+
+    def chain_over(
+        frames: Iterable[Tensor], masks: Tensor | Iterable[Tensor] | None, references: Iterable[Tensor] | None, seed: int
+    ) -> Iterator[FrameResult]:
+        """One untiled chain with this call's settings (the configuration chosen for the first frame's whole mask)."""
+        return restore_video(
+            frames,
+            spec,
+            masks=masks,
+            scale=scale,
+            config=cold_config,
+            chain=chain,
+            seed=seed,
+            device=device,
+            references=references,
+            steps=steps,
+            warmup=warmup,
+        )
+
+    if plan is None:
+        yield from chain_over(frames, again, references, seed)
+        return
+    grid = tile_grid(shape[1], shape[2], plan[0], tiling.overlap)
+    yield from _tiled_chains(frames, spec, grid, tiling.overlap, factor, again, references, seed, chain_over)
+
+
+def _tiled_chains(
+    frames: Iterable[Tensor],
+    spec: Task,
+    grid: list[Tile],
+    overlap: int,
+    scale: int,
+    masks: Tensor | Iterable[Tensor] | None,
+    references: Iterable[Tensor] | None,
+    seed: int,
+    chain_over: ChainStarter,
+) -> Iterator[FrameResult]:
+    """Tiled frames: one warm-started chain per tile position (`chain_over(its crops of the frames,
+    of the masks, of the references, seed + its index)`), advanced in lockstep: each frame's crops
+    are handed to every chain, each chain restores its crop (warm from the same tile of the
+    previous frame), and the frame is blended from them. The tiles of a frame are fitted one after
+    the other, not batched through `fit_batch`, which has no warm starts. Each tile's chain decides
+    its own cold starts (a scene cut is judged per tile); the frame is cold when any tile is, with
+    the most common reason among its cold tiles. Every frame is checked whole, as `restore` would,
+    and every tile must see a known pixel of the mask."""
+    feeds: list[deque[Tensor]] = [deque() for _ in grid]
+    mask_feeds: list[deque[Tensor]] | None = None if masks is None or isinstance(masks, Tensor) else [deque() for _ in grid]
+    reference_feeds: list[deque[Tensor]] | None = None if references is None else [deque() for _ in grid]
+    chains = []
+    for k, tile in enumerate(grid):
+        tile_masks = tile.crop(masks) if isinstance(masks, Tensor) else None if mask_feeds is None else _fed(mask_feeds[k])
+        tile_references = None if reference_feeds is None else _fed(reference_feeds[k])
+        chains.append(chain_over(_fed(feeds[k]), tile_masks, tile_references, seed + k))
+    mask_stream, reference_stream = _per_frame(masks), _per_frame(references)
+    shape: torch.Size | None = None
+    for index, frame in enumerate(frames):
+        started = time.perf_counter()
+        mask, reference = next(mask_stream), next(reference_stream)
+        _, whole = prepare(frame, spec, mask=mask, scale=scale if spec.kind == "sr" else None)
+        if shape is not None and frame.shape != shape:
+            raise ValueError(f"frame {index} has shape {tuple(frame.shape)}; the chain's frames are {tuple(shape)}")
+        shape = frame.shape
+        if reference is not None:
+            reference = check_reference(reference, frame.shape[0], whole.size)
+        for k, tile in enumerate(grid):
+            if mask is not None and not bool((tile.crop(mask) != 0).any()):
+                raise ValueError(f"frame {index}: {tile} has no known pixel in the mask; tiles must see known pixels (use larger tiles)")
+            feeds[k].append(tile.crop(frame).clone())  # a copy: a chain keeps its last crop, not the whole frame
+            if mask_feeds is not None and mask is not None:
+                mask_feeds[k].append(tile.crop(mask).clone())
+            if reference_feeds is not None and reference is not None:
+                reference_feeds[k].append(tile.scaled(scale).crop(reference).clone())
+        outcomes = [next(tile_chain) for tile_chain in chains]
+        restorations = [outcome.restoration for outcome in outcomes]
+        image = blend_tiles(restorations, grid, scale, whole.size, overlap).to(frame.device)
+        cold = [outcome.reason for outcome in outcomes if outcome.cold]
+        combined = summarise(restorations, image, spec.name, time.perf_counter() - started)
+        yield FrameResult(index, combined, cold=bool(cold), reason=Counter(cold).most_common(1)[0][0] if cold else "warm")

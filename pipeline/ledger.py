@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.io import atomic_path
-from pipeline.records import KIND_SEGMENT, is_done
+from pipeline.records import PART_KINDS, is_done
 
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
@@ -55,6 +55,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "kept_iteration",
     "frames",
     "segments",
+    "tiles",
     "flicker",
     "change_error",
     "warping_error",
@@ -121,7 +122,7 @@ class Ledger:
         """
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with _folder_lock(self.out_dir):
-            records = {key: record for key, record in self.load().items() if record.get("kind") != KIND_SEGMENT}
+            records = {key: record for key, record in self.load().items() if record.get("kind") not in PART_KINDS}
             with atomic_path(self.csv_path) as tmp:
                 with open(tmp, "w", newline="", encoding="utf-8") as handle:
                     writer = csv.writer(handle)

@@ -5,6 +5,9 @@
   ``<row id>#seg<index>`` (index zero-padded to 4 digits, e.g. ``clip#seg0003``; '#' never occurs
   in row ids), output = the segment's folder of frames in the output folder
   (``.segments/<row id>/<index>``). Segment lines are left out of results.csv.
+* tiles line (kind "tiles"): a group of tiles of a large image row restored in one batch; id
+  ``<row id>#tiles<index>`` (4 digits), output = the group's restored tiles
+  (``.tiles/<row id>/<index>.npy``, float32, until the image is assembled). Left out of results.csv.
 * video line (kind "video"): a video row, once its segments are assembled (or why it failed);
   id = the row id, output = the video file. PSNR/SSIM are means over all frames (frame-weighted
   means of the segments'), measured on the restored frames as stored losslessly before video
@@ -29,6 +32,8 @@ STATUS_FAILED = "failed"
 KIND_IMAGE = "image"
 KIND_SEGMENT = "segment"
 KIND_VIDEO = "video"
+KIND_TILES = "tiles"
+PART_KINDS = (KIND_SEGMENT, KIND_TILES)  # the lines of a row's parts, left out of results.csv and the summary
 
 _R = TypeVar("_R", bound="Record")
 
@@ -85,7 +90,26 @@ class ImageRecord(Record):
     stop_reason: str | None = None  # "early_stop" | "converged" | "max_iterations" | "diverged"
     kept_iteration: int | None = None
     bit_depth: str | None = None  # of the written output
-    engine_seconds: float | None = None  # the engine's own fit time
+    engine_seconds: float | None = None  # the engine's own fit time (summed over its tiles when tiled)
+    tile: int | None = None  # tile side in input pixels when restored in tiles
+    tiles: int | None = None  # how many tiles
+    tile_groups: int | None = None  # in how many units
+
+
+@dataclass(frozen=True, kw_only=True)
+class TileGroupRecord(Record):
+    """One attempt at a group of tiles of a large image row; `iterations` summed over its tiles."""
+
+    kind: str = KIND_TILES
+    image: str = ""  # the row id
+    group: int = 0  # index among the image's groups
+    groups: int = 0  # how many groups the image has
+    first_tile: int = 0  # index of its first tile in the image's grid (row-major)
+    tiles: int = 0  # tiles in this group
+    tile: int = 0  # tile side in input pixels
+    overlap: int = 0  # input pixels shared by neighbouring tiles
+    stop_reasons: dict[str, int] | None = None  # how each tile's fit ended, counted
+    engine_seconds: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColu
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
-from pipeline.records import KIND_SEGMENT, KIND_VIDEO, is_done
+from pipeline.records import KIND_SEGMENT, KIND_TILES, KIND_VIDEO, PART_KINDS, is_done
 from pipeline.run.execute import RunState
 
 
@@ -73,6 +73,10 @@ def _details(record: dict[str, Any]) -> list[str]:
     details = []
     if kind == KIND_SEGMENT and isinstance(record.get("start"), int) and isinstance(record.get("stop"), int):
         details.append(f"frames {record['start']}-{record['stop'] - 1}")
+    if kind == KIND_TILES:
+        details.append(f"tiles {record.get('first_tile')}-{int(record.get('first_tile') or 0) + int(record.get('tiles') or 0) - 1}")
+    elif record.get("tiles"):
+        details.append(f"{record['tiles']} tiles of {record.get('tile')} px")
     if kind == KIND_VIDEO:
         segments = record.get("segments")
         details.append(f"video of {record.get('frames')} frames in {segments} segment{'' if segments == 1 else 's'}")
@@ -189,7 +193,7 @@ def summary_table(records: Iterable[dict[str, Any]]) -> Table:
     table.add_column("stop reason")
     table.add_column("seconds", justify="right")
     table.add_column("error", overflow="fold")
-    shown = [record for record in records if record.get("kind") != KIND_SEGMENT]
+    shown = [record for record in records if record.get("kind") not in PART_KINDS]
     for record in sorted(shown, key=lambda item: (item.get("row") or 0, str(item.get("id")))):
         done = is_done(record)
         seconds = record.get("seconds")

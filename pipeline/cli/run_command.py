@@ -87,6 +87,25 @@ def run_command(
     stop_grace: Annotated[
         float, typer.Option(min=0, help="After SIGUSR1 (stop), seconds running units get to finish before they are abandoned.")
     ] = 60.0,
+    tile: Annotated[
+        str,
+        typer.Option(
+            help="Tile side in input pixels for images too large for one fit, or 'auto': the whole image when it fits a worker's memory, else the largest tiles that do."
+        ),
+    ] = "auto",
+    tile_overlap: Annotated[
+        int, typer.Option(min=0, help="Input pixels neighbouring tiles share (blended smoothly, so no seam shows).")
+    ] = 32,
+    tile_batch: Annotated[
+        int | None,
+        typer.Option(min=1, help="At most this many tiles per unit (fitted together); default: as many as a worker's memory holds."),
+    ] = None,
+    memory_per_worker: Annotated[
+        str | None,
+        typer.Option(
+            help="Memory one worker may use, e.g. 8G. Default: on GPUs the GPU's memory; on CPUs the memory this job may use (SLURM, cgroup or machine) shared among the workers, with headroom."
+        ),
+    ] = None,
 ) -> None:
     """Restore every row of MANIFEST into --out. Rerunning skips what is already done (resume).
 
@@ -100,6 +119,7 @@ def run_command(
         raise fail(str(error)) from None
     if no_ray and address is not None:
         raise fail("--no-ray runs everything in this process: leave out --address (or --no-ray)")
+    tile_side, budget = tile_options(tile, tile_overlap, memory_per_worker)
 
     import ray  # imported here: `validate` and `manifest` should not pay for Ray
 
@@ -107,10 +127,9 @@ def run_command(
     from pipeline.ledger import RESULTS_CSV, Ledger
     from pipeline.run.execute import execute
     from pipeline.run.options import RunOptions
-    from pipeline.run.plan import local_resources, plan_run
+    from pipeline.run.plan import PlanError, local_resources, plan_run
     from pipeline.run.pools import connect
     from pipeline.slurm.preempt import StopSignals
-    from pipeline.video.book import VideoPlanError
 
     options = RunOptions(
         out_dir=out,
@@ -125,6 +144,10 @@ def run_command(
         shard=part,
         in_process=no_ray,
         stop_grace=stop_grace,
+        tile=tile_side,
+        tile_overlap=tile_overlap,
+        tile_batch=tile_batch,
+        memory_per_worker=budget,
     )
     started_ray = not no_ray and not ray.is_initialized()
     where = address or os.environ.get("RAY_ADDRESS")
@@ -139,8 +162,11 @@ def run_command(
     try:
         try:
             plan = plan_run(rows, options, cluster=local_resources() if no_ray else ray.cluster_resources())
-        except VideoPlanError as error:
-            raise fail(str(error)) from None
+        except PlanError as error:
+            err = console(stderr=True)
+            for problem in error.problems:
+                err.print(escape(problem), soft_wrap=True)
+            raise fail(f"{plural(len(error.problems), 'row')} cannot be planned: nothing was run") from None
         out_console = console()
         if dry_run:
             _print_plan(out_console, manifest, out, plan, options)
@@ -232,6 +258,8 @@ def _finish_stopped(summary: RunSummary, out: Path) -> None:
 def _print_plan(out_console: Console, manifest: Path, out: Path, plan: Plan, options: RunOptions) -> None:
     kinds = Counter(row.task for row in plan.images)
     parts = [f"{count} {task}" for task, count in sorted(kinds.items())]
+    if plan.tiled:
+        parts += [plural(len(plan.tile_groups), "tile group"), plural(len(plan.tiled), "tiled image assembly", "tiled image assemblies")]
     if plan.videos:
         parts += [plural(len(plan.segments), "video segment"), plural(len(plan.videos), "video assembly", "video assemblies")]
     tasks = ", ".join(parts) or "none"
@@ -253,7 +281,20 @@ def _print_plan(out_console: Console, manifest: Path, out: Path, plan: Plan, opt
         size = f"{options.segment_frames} frames each" if options.segment_frames else "each video one chain"
         lines.append(
             f"  videos to finish: {plural(len(plan.videos), 'row')}, {plural(frames, 'frame')} in {plural(segments, 'segment')} "
-            f"({size}, overlap {options.overlap}); {plan.segments_done} of the segments already done"
+            f"({size}, overlap {options.overlap}); {sum(len(job.done) for job in plan.videos)} of the segments already done"
+        )
+    if plan.sizings:
+        peaks = ", ".join(f"{task} {_size_text(peak)}" for task, peak in sorted(plan.peaks_by_task().items()))
+        caps = ", ".join(f"{task} {cap:,}" for task, cap in sorted(plan.caps_by_task().items()))
+        lines.append(f"  memory: {_size_text(plan.memory_per_worker)} per worker; estimated peak of one unit: {peaks}")
+        lines.append(f"  iterations per fit (the caps; per tile when tiled): {caps}")
+    if plan.tiled:
+        tiles = sum(job.tiles for job in plan.tiled)
+        groups = sum(job.parts for job in plan.tiled)
+        sides = "/".join(str(side) for side in sorted({job.sizing.tile for job in plan.tiled if job.sizing.tile is not None}))
+        lines.append(
+            f"  images tiled: {plural(len(plan.tiled), 'image')} in {plural(tiles, 'tile')} of {sides} px (overlap "
+            f"{options.tile_overlap}) in {plural(groups, 'tile group')}"
         )
     lines += [
         f"  workers: {plan.workers} × ({device})",
@@ -261,3 +302,25 @@ def _print_plan(out_console: Console, manifest: Path, out: Path, plan: Plan, opt
     ]
     for line in lines:
         out_console.print(escape(line), soft_wrap=True)
+
+
+def tile_options(tile: str, overlap: int, memory_per_worker: str | None) -> tuple[int | None, int | None]:
+    """--tile (a side in pixels, or auto: None) and --memory-per-worker (bytes, or None) as numbers; exit 2 when malformed."""
+    from pipeline.run.memory_budget import parse_size
+
+    side: int | None = None
+    if tile.strip().lower() != "auto":
+        if not tile.strip().isdigit() or int(tile) < 16:
+            raise fail(f"--tile takes a tile side in pixels (16 or more) or 'auto', got {tile!r}")
+        side = int(tile)
+        if overlap >= side:
+            raise fail(f"--tile-overlap {overlap} must be smaller than --tile {side}")
+    try:
+        budget = parse_size(memory_per_worker) if memory_per_worker is not None else None
+    except ValueError as error:
+        raise fail(f"--memory-per-worker: {error}") from None
+    return side, budget
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"

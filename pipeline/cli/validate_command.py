@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from pipeline.cli.common import EXIT_USAGE, console, plural, print_problems
 from pipeline.manifest import parse_manifest, validate_manifest
@@ -13,13 +14,33 @@ from pipeline.manifest import parse_manifest, validate_manifest
 
 def validate_command(
     manifest: Annotated[Path, typer.Argument(help="The manifest CSV to check.")],
+    workers: Annotated[int | None, typer.Option(min=1, help="As for `pipeline run`: the workers the memory is shared among.")] = None,
+    memory_per_worker: Annotated[str | None, typer.Option(help="As for `pipeline run`: the memory one worker may use, e.g. 8G.")] = None,
+    tile: Annotated[str, typer.Option(help="As for `pipeline run`: a tile side in input pixels, or 'auto'.")] = "auto",
+    tile_overlap: Annotated[int, typer.Option(min=0, help="As for `pipeline run`.")] = 32,
 ) -> None:
-    """Check MANIFEST and its files; print every problem, one per line (exit 2 if there is any)."""
+    """Check MANIFEST and its files, and that every image fits a worker's memory (in tiles if need
+    be) with the given options as `pipeline run` would use them here; print every problem, one per
+    line (exit 2 if there is any)."""
     problems = validate_manifest(manifest)
     out_console = console()
     if problems:
         print_problems(problems, manifest, out_console)
         raise typer.Exit(EXIT_USAGE)
     rows = parse_manifest(manifest, check_files=False)  # already checked
+    from pipeline.cli.run_command import tile_options
+    from pipeline.run.options import RunOptions
+    from pipeline.run.plan import sizing_problems
+
+    tile_side, budget = tile_options(tile, tile_overlap, memory_per_worker)
+    options = RunOptions(out_dir=Path("."), workers=workers, tile=tile_side, tile_overlap=tile_overlap, memory_per_worker=budget)
+    too_large = sizing_problems(rows, options)
+    if too_large:
+        for line in too_large:
+            out_console.print(escape(line), soft_wrap=True)
+        console(stderr=True).print(
+            f"[bold red]manifest {escape(str(manifest))} cannot be used: {plural(len(too_large), 'row')} too large for a worker[/]"
+        )
+        raise typer.Exit(EXIT_USAGE)
     videos = sum(row.is_video for row in rows)
     out_console.print(f"manifest OK: {plural(len(rows), 'row')} ({plural(len(rows) - videos, 'image')}, {plural(videos, 'video')})")

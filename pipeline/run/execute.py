@@ -1,9 +1,10 @@
 """Executing a plan: a bounded queue of units over a pool of workers, retries, and the ledger.
 
-Units (`pipeline.work.units`) are image rows, video segments and video assemblies; they share one
-queue, so the segments of several videos and the images run side by side on all workers. A
-video's assembly is queued as soon as its last segment is done; a segment that fails for good
-fails its video (its other segments still run, and are kept for the next run).
+Units (`pipeline.work.units`) are image rows, video segments, groups of tiles of large images,
+and the assemblies of videos and tiled images; they share one queue, so the parts of several rows
+and the images run side by side on all workers. A row's assembly is queued as soon as its last
+part is done; a part that fails for good fails its row (its other parts still run, and are kept
+for the next run; `pipeline.run.book`).
 
 The driver alone writes the ledger, so a worker that dies mid-unit takes nothing finished with
 it: its unit goes back on the queue (counted as an attempt), the worker is replaced, and the
@@ -23,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ray.exceptions import RayActorError
@@ -31,10 +32,20 @@ from ray.exceptions import RayActorError
 from pipeline.ledger import Ledger
 from pipeline.manifest import ManifestRow
 from pipeline.records import is_done
+from pipeline.run.book import Book
 from pipeline.run.options import RunOptions
-from pipeline.run.plan import Plan, plan_run, video_book
+from pipeline.run.plan import Plan, plan_run
 from pipeline.run.pools import InProcessPool, Pool, RayPool, UnitFailed, connect
-from pipeline.work.units import AssemblyUnit, SegmentUnit, Unit, failed_record, unit_outputs, video_work_folder
+from pipeline.work.units import (
+    SegmentUnit,
+    TileGroupUnit,
+    Unit,
+    failed_record,
+    tiles_work_folder,
+    unit_outputs,
+    video_work_folder,
+    work_folder,
+)
 
 
 @dataclass
@@ -83,9 +94,9 @@ def run(rows: list[ManifestRow], options: RunOptions, on_progress: Callable[[Run
 def execute(plan: Plan, options: RunOptions, on_progress: Callable[[RunState], None] | None = None) -> RunSummary:
     """Run the planned units on a pool of workers; every outcome goes to the ledger first.
 
-    A video's assembly is queued when its last segment is done. The work folder of a video's
-    segment frames is removed once the video's done line is in the ledger (and at the start for
-    videos an earlier run finished).
+    A row's assembly is queued when its last part is done. The work folder of a row's parts
+    (segment frames, restored tiles) is removed once the row's done line is in the ledger (and at
+    the start for rows an earlier run finished).
     """
     ledger = Ledger(options.out_dir, shard=options.shard.name if options.shard is not None else None)
     if options.shard is None:
@@ -94,11 +105,12 @@ def execute(plan: Plan, options: RunOptions, on_progress: Callable[[RunState], N
         for unit in plan.units:
             for output in unit_outputs(unit):
                 ledger.clean_partials(options.out_dir / output)
-    _remove_work_folders(options.out_dir, [row for row in plan.skipped if row.is_video])
-    skipped = len(plan.skipped) + plan.segments_done
+    for row in plan.skipped:
+        _remove_work_folder(options.out_dir, video_work_folder(row.id) if row.is_video else tiles_work_folder(row.id))
+    skipped = len(plan.skipped) + plan.parts_done
     state = RunState(total=plan.unit_count + skipped, skipped=skipped)
     records = state.records
-    book = video_book(plan.videos, options)
+    book = Book(plan.parted)
     queue: deque[tuple[Unit, int]] = deque((unit, 1) for unit in plan.units)
     pool: Pool = (
         InProcessPool(options.processors, plan.cpus_per_worker)
@@ -119,14 +131,15 @@ def execute(plan: Plan, options: RunOptions, on_progress: Callable[[RunState], N
 
     def finish(unit: Unit, outcome: dict[str, Any]) -> None:
         record(outcome)
-        if isinstance(unit, SegmentUnit):
-            follow = book.segment_finished(unit, outcome)
-            if isinstance(follow, AssemblyUnit):
-                queue.append((follow, 1))
+        folder = work_folder(unit)
+        if isinstance(unit, (SegmentUnit, TileGroupUnit)):
+            follow = book.part_finished(unit, outcome)
+            if isinstance(follow, dict):
+                record(follow)  # the row fails with its part
             elif follow is not None:
-                record(follow)  # the video fails with its segment
-        elif isinstance(unit, AssemblyUnit) and is_done(outcome):
-            _remove_work_folders(options.out_dir, [unit.row])
+                queue.append((follow, 1))
+        elif folder is not None and is_done(outcome):
+            _remove_work_folder(options.out_dir, folder)
 
     def retry_or_fail(unit: Unit, attempt: int, error: str) -> None:
         if attempt <= options.retries:
@@ -185,13 +198,12 @@ def _last_line(error: BaseException) -> str:
     return text.splitlines()[-1] if text else type(error).__name__
 
 
-def _remove_work_folders(out_dir: Path, rows: list[ManifestRow]) -> None:
-    """Remove the segment frames of finished videos (`pipeline.work.units.video_work_folder`), and
-    the work folder itself once it is empty."""
-    for row in rows:
-        folder = Path(out_dir) / video_work_folder(row.id)
-        shutil.rmtree(folder, ignore_errors=True)
-        try:
-            folder.parent.rmdir()
-        except OSError:  # absent, or other videos' segments are still in it
-            pass
+def _remove_work_folder(out_dir: Path, folder: PurePosixPath) -> None:
+    """Remove a finished row's work folder (its parts' outputs), and the folder of all rows' work
+    folders (``.segments``, ``.tiles``) once it is empty."""
+    path = Path(out_dir) / folder
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        path.parent.rmdir()
+    except OSError:  # absent, or other rows' parts are still in it
+        pass

@@ -27,3 +27,7 @@ class RunOptions:
     in_process: bool = False  # run the units in this process, one at a time, without Ray
     stop_requested: Callable[[], bool] | None = None  # polled; once true, no new unit starts
     stop_grace: float = 60.0  # seconds running units get to finish after a stop; then they are abandoned
+    tile: int | None = None  # tile side for images too large for one fit; None = chosen from the memory budget
+    tile_overlap: int = 32  # input pixels shared by neighbouring tiles
+    tile_batch: int | None = None  # at most this many tiles per unit; None = as many as a worker's memory holds
+    memory_per_worker: int | None = None  # bytes; None = the machine's (or job's) memory shared among workers, or the GPU's

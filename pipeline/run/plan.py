@@ -1,37 +1,60 @@
-"""The plan of a run: which units run now, which are skipped as done, and on how many workers."""
+"""The plan of a run: which units run now, which are skipped as done, on how many workers, in what memory."""
 
 from __future__ import annotations
 
 import os
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dip_engine import get_task
+from dip_engine.tiling import TilingConfig
 from dip_engine.video import ChainConfig
 from pipeline.ledger import Ledger
 from pipeline.manifest import ManifestRow
+from pipeline.run.book import Book, PartedJob
+from pipeline.run.memory_budget import worker_budget_bytes
 from pipeline.run.options import RunOptions
-from pipeline.video.book import VideoBook, VideoJob, plan_video
-from pipeline.work.units import AssemblyUnit, SegmentUnit, Unit
+from pipeline.tiles.jobs import TiledJob, plan_tiled
+from pipeline.tiles.sizing import Shape, Sizing, SizingRequest, TooLarge, size_row
+from pipeline.video.jobs import VideoJob, VideoPlanError, plan_video
+from pipeline.work.units import SegmentUnit, TileGroupUnit, Unit
+
+
+class PlanError(ValueError):
+    """Rows that cannot be planned (an input that vanished, an image too large even in tiles); one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True)
 class Plan:
-    units: list[Unit]  # runnable now: image rows, video segments, assemblies of videos whose segments are done
+    units: list[Unit]  # runnable now: image rows, parts of parted rows, assemblies of rows whose parts are done
     skipped: list[ManifestRow]  # rows already done according to the ledger (images and whole videos)
     workers: int
     gpus_per_worker: int
     cpus_per_worker: int
     videos: list[VideoJob] = field(default_factory=list)  # video rows to finish in this run
+    tiled: list[TiledJob] = field(default_factory=list)  # image rows to finish in tiles
+    sizings: dict[str, Sizing] = field(default_factory=dict)  # image rows to run, by id: how each fits a worker
+    memory_per_worker: int = 0  # bytes of the budget the rows were sized for
+
+    @property
+    def parted(self) -> list[PartedJob]:
+        return [*self.videos, *self.tiled]
 
     @property
     def unit_count(self) -> int:
-        """Units this run executes: `units`, plus the assemblies that follow pending segments."""
-        return len(self.units) + sum(1 for job in self.videos if job.pending)
+        """Units this run executes: `units`, plus the assemblies that follow pending parts."""
+        return len(self.units) + sum(1 for job in self.parted if job.pending_units())
 
     @property
-    def segments_done(self) -> int:
-        """Segments of unfinished videos that an earlier run finished (skipped in this one)."""
-        return sum(len(job.done) for job in self.videos)
+    def parts_done(self) -> int:
+        """Parts (segments, tile groups) of unfinished rows that an earlier run finished (skipped in this one)."""
+        return sum(len(job.done) for job in self.parted)
 
     @property
     def images(self) -> list[ManifestRow]:
@@ -42,27 +65,49 @@ class Plan:
         return [unit for unit in self.units if isinstance(unit, SegmentUnit)]
 
     @property
+    def tile_groups(self) -> list[TileGroupUnit]:
+        return [unit for unit in self.units if isinstance(unit, TileGroupUnit)]
+
+    @property
     def estimated_iterations(self) -> int:
         """Upper bound on optimisation iterations (the iteration caps) of the planned units.
 
-        A segment counts its cold first frame at the row's cap (or, when the segment starts with
-        warm-up frames, at the chain's short warm-up cold start) and every other frame of its
-        chain (warm-up frames included) at the task's `ChainConfig.for_task` warm cap.
+        A tile group counts each of its tiles at the row's cap. A segment counts its cold first
+        frame at the row's cap (or, when the segment starts with warm-up frames, at the chain's
+        short warm-up cold start) and every other frame of its chain (warm-up frames included) at
+        the task's `ChainConfig.for_task` warm cap.
         """
         total = 0
         for unit in self.units:
-            if isinstance(unit, AssemblyUnit):
-                continue
-            row = unit if isinstance(unit, ManifestRow) else unit.row
-            task = get_task(row.task)
-            cap = row.max_iterations or task.config_for(scale=row.scale).fit.max_iterations
             if isinstance(unit, ManifestRow):
-                total += cap
-                continue
-            chain = ChainConfig.for_task(task)
-            first = min(cap, chain.warmup_cold_iterations) if unit.segment.warmup else cap
-            total += first + (unit.segment.chain_frames - 1) * chain.warm_max_iterations
+                total += _cap(unit)
+            elif isinstance(unit, TileGroupUnit):
+                total += _cap(unit.row) * len(unit.tiles)
+            elif isinstance(unit, SegmentUnit):
+                chain = ChainConfig.for_task(get_task(unit.row.task))
+                first = min(_cap(unit.row), chain.warmup_cold_iterations) if unit.segment.warmup else _cap(unit.row)
+                total += first + (unit.segment.chain_frames - 1) * chain.warm_max_iterations
         return total
+
+    def peaks_by_task(self) -> dict[str, int]:
+        """The largest estimated peak memory of one unit, by task, over the image rows to run."""
+        return self._largest_by_task(lambda sizing: sizing.peak_bytes)
+
+    def caps_by_task(self) -> dict[str, int]:
+        """The largest iteration cap of one fit (of one tile when tiled), by task, over the image rows to run."""
+        return self._largest_by_task(lambda sizing: sizing.iterations)
+
+    def _largest_by_task(self, figure: Callable[[Sizing], int]) -> dict[str, int]:
+        largest: dict[str, int] = defaultdict(int)
+        for row in [*self.images, *(job.row for job in self.tiled)]:
+            sizing = self.sizings.get(row.id)
+            if sizing is not None:
+                largest[row.task] = max(largest[row.task], figure(sizing))
+        return dict(largest)
+
+
+def _cap(row: ManifestRow) -> int:
+    return row.max_iterations or get_task(row.task).config_for(scale=row.scale).fit.max_iterations
 
 
 def local_resources() -> dict[str, float]:
@@ -75,47 +120,101 @@ def local_resources() -> dict[str, float]:
     return {"CPU": float(cpus), "GPU": float(torch.cuda.device_count())}
 
 
+def worker_layout(options: RunOptions, resources: dict[str, float]) -> tuple[int, int, int]:
+    """(workers, GPUs per worker, CPUs per worker) on `resources`: one worker per GPU, else
+    `options.workers` (default one per 2 CPUs); one worker in all for an in-process run."""
+    gpus = int(resources.get("GPU", 0))
+    cpus = max(1, int(resources.get("CPU", 1)))
+    if options.in_process:
+        return 1, min(gpus, 1), cpus
+    if gpus > 0:
+        return gpus, 1, max(1, cpus // gpus)
+    workers = options.workers or max(1, cpus // 2)
+    return workers, 0, max(1, cpus // workers)
+
+
+def sizing_request(options: RunOptions, workers: int, *, gpu: bool) -> SizingRequest:
+    """What image rows are sized for: the workers' device and memory budget, the --tile options."""
+    budget = worker_budget_bytes(workers, gpu=gpu, override=options.memory_per_worker)
+    return SizingRequest("cuda" if gpu else "cpu", budget, options.tile, options.tile_overlap, options.tile_batch)
+
+
+def sizing_problems(rows: list[ManifestRow], options: RunOptions, resources: dict[str, float] | None = None) -> list[str]:
+    """Every image row that cannot fit a worker even in tiles, as one line naming the row (what
+    `pipeline validate` checks, with the options `pipeline run` would use here)."""
+    workers, gpus_per_worker, _ = worker_layout(options, resources if resources is not None else local_resources())
+    request = sizing_request(options, workers, gpu=gpus_per_worker > 0)
+    problems = []
+    for row in rows:
+        if not row.is_video:
+            try:
+                size_row(row, request)
+            except TooLarge as error:
+                problems.append(str(error))
+    return problems
+
+
 def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str, float] | None = None) -> Plan:
-    """Which units run, which are skipped, and how they are sharded over workers.
+    """Which units run, which are skipped, and how they are spread over workers.
 
     A row whose latest ledger line is done (and whose output exists) is skipped, image or
-    video. An unfinished video is cut into segments, and those an earlier run finished are
-    skipped (`pipeline.video.book.plan_video`, which probes the video: frame count, frame rate);
-    a video whose segments are all done is planned as its assembly, with the run's options.
-    Raises `pipeline.video.book.VideoPlanError` for a video input that cannot be probed.
-    With `options.shard`, only that shard's rows are planned (`pipeline.run.shard.Shard.select`).
-    `cluster` is the resources to plan workers on (default: this machine's, `local_resources`).
+    video. An image row is sized for a worker's memory (`pipeline.tiles.sizing.size_row`): one
+    unit when it fits whole, else groups of tiles (`pipeline.tiles.jobs.plan_tiled`) of which
+    those an earlier run finished are skipped. An unfinished video is cut into segments, and
+    those an earlier run finished are skipped (`pipeline.video.jobs.plan_video`, which probes the
+    video). A row whose parts are all done is planned as its assembly, with the run's options.
+    Raises PlanError listing every row that cannot be planned: a video input that cannot be
+    probed, an image too large for a worker even in tiles. With `options.shard`, only that
+    shard's rows are planned (`pipeline.run.shard.Shard.select`). `cluster` is the resources to
+    plan workers on (default: this machine's, `local_resources`).
     """
     if options.shard is not None:
         rows = options.shard.select(rows)
+    workers, gpus_per_worker, cpus_per_worker = worker_layout(options, cluster if cluster is not None else local_resources())
+    request = sizing_request(options, workers, gpu=gpus_per_worker > 0)
+
     ledger = Ledger(options.out_dir)
     records = {} if options.force else ledger.load()
     done = ledger.done_ids(records)
     units: list[Unit] = []
     skipped: list[ManifestRow] = []
     videos: list[VideoJob] = []
+    tiled: list[TiledJob] = []
+    sizings: dict[str, Sizing] = {}
+    problems: list[str] = []
+    shapes: dict[Path, Shape] = {}
+    cache: dict[tuple[object, ...], Sizing] = {}
     for row in rows:
         if row.id in done:
             skipped.append(row)
-        elif not row.is_video:
-            units.append(row)
-        else:
-            job = plan_video(
-                row, segment_frames=options.segment_frames, overlap=options.overlap, ledger=ledger, records=records, force=options.force
-            )
-            videos.append(job)
-            units.extend(video_book([job], options).initial_units())
-    resources = cluster if cluster is not None else local_resources()
-    gpus = int(resources.get("GPU", 0))
-    cpus = max(1, int(resources.get("CPU", 1)))
-    if options.in_process:
-        return Plan(units, skipped, workers=1, gpus_per_worker=min(gpus, 1), cpus_per_worker=cpus, videos=videos)
-    if gpus > 0:
-        return Plan(units, skipped, workers=gpus, gpus_per_worker=1, cpus_per_worker=max(1, cpus // gpus), videos=videos)
-    workers = options.workers or max(1, cpus // 2)
-    return Plan(units, skipped, workers=workers, gpus_per_worker=0, cpus_per_worker=max(1, cpus // workers), videos=videos)
-
-
-def video_book(videos: list[VideoJob], options: RunOptions) -> VideoBook:
-    """The book of a run's videos, with the run's assembly options (the plan's and the run's alike)."""
-    return VideoBook(videos, frames_format=options.frames_format, warping_error=options.warping_error)
+            continue
+        try:
+            job: PartedJob | None = None
+            if row.is_video:
+                job = plan_video(
+                    row,
+                    segment_frames=options.segment_frames,
+                    overlap=options.overlap,
+                    ledger=ledger,
+                    records=records,
+                    force=options.force,
+                    frames_format=options.frames_format,
+                    warping_error=options.warping_error,
+                    tiling=TilingConfig(options.tile, options.tile_overlap, options.tile_batch, request.budget),
+                )
+                videos.append(job)
+            else:
+                key = (row.input, row.task, row.scale, row.mask, row.max_iterations)
+                sizing = sizings[row.id] = cache[key] if key in cache else cache.setdefault(key, size_row(row, request, shapes))
+                if sizing.tiled:
+                    job = plan_tiled(row, sizing, overlap=options.tile_overlap, ledger=ledger, records=records)
+                    tiled.append(job)
+                else:
+                    units.append(row)
+            if job is not None:
+                units.extend(Book([job]).initial_units())
+        except (VideoPlanError, TooLarge) as error:
+            problems.append(str(error))
+    if problems:
+        raise PlanError(problems)
+    return Plan(units, skipped, workers, gpus_per_worker, cpus_per_worker, videos, tiled, sizings, request.budget)

@@ -19,8 +19,12 @@ VARIABLES: Mapping[str, str] = {
     "cpus_per_task": "SLURM_CPUS_PER_TASK",
     "gpus_on_node": "SLURM_GPUS_ON_NODE",
     "submit_dir": "SLURM_SUBMIT_DIR",
+    "mem_per_node": "SLURM_MEM_PER_NODE",
+    "mem_per_cpu": "SLURM_MEM_PER_CPU",
 }
-_INTEGERS = frozenset({"array_task_id", "array_task_count", "restart_count", "num_nodes", "cpus_per_task", "gpus_on_node"})
+_INTEGERS = frozenset(
+    {"array_task_id", "array_task_count", "restart_count", "num_nodes", "cpus_per_task", "gpus_on_node", "mem_per_node", "mem_per_cpu"}
+)
 
 
 class SlurmEnvironmentError(ValueError):
@@ -42,6 +46,8 @@ class SlurmEnvironment:
     cpus_per_task: int | None = None
     gpus_on_node: int | None = None
     submit_dir: str | None = None
+    mem_per_node: int | None = None  # MiB the job may use per node (sbatch --mem)
+    mem_per_cpu: int | None = None  # MiB per allocated CPU (sbatch --mem-per-cpu)
 
     @classmethod
     def from_mapping(cls, environ: Mapping[str, str]) -> SlurmEnvironment:

@@ -1,10 +1,11 @@
-"""Planning video rows into segments, and the driver's bookkeeping of them during a run.
+"""Planning video rows into segments: a `VideoJob` per video row to finish.
 
 `plan_video` probes a video row's input, cuts it into segments (`pipeline.video.segments`) and finds
 the segments a previous run already finished: a segment is done when its latest ledger line is
 "done", covers the same frames (the same --segment-frames and --overlap) and its folder holds
-every one of its frames. `VideoBook` then follows the run: as segments finish it hands out the
-video's `AssemblyUnit` once all are done, or the video's failed line when one fails for good.
+every one of its frames. The run's `pipeline.run.book.Book` then follows the job: as segments
+finish it hands out the video's `AssemblyUnit` once all are done, or the video's failed line when
+one fails for good.
 """
 
 from __future__ import annotations
@@ -15,21 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dip_engine.tiling import TilingConfig
 from pipeline.io import SequenceError, SequenceInfo, probe_sequence
 from pipeline.ledger import Ledger
 from pipeline.manifest import ManifestRow
-from pipeline.records import is_done
 from pipeline.video.segments import Segment, segment_ranges
-from pipeline.work.units import (
-    AssemblyUnit,
-    FramesFormat,
-    SegmentUnit,
-    Unit,
-    failed_video_record,
-    frame_name,
-    segment_folder,
-    segment_id,
-)
+from pipeline.work.units import AssemblyUnit, FramesFormat, SegmentUnit, frame_name, segment_folder, segment_id
 
 
 class VideoPlanError(ValueError):
@@ -44,7 +36,14 @@ class VideoJob:
     source: SequenceInfo
     fps: float
     segments: tuple[Segment, ...]
+    frames_format: FramesFormat | None  # the run's --frames, for the assembly
+    warping_error: bool  # the run's --warping-error, for the assembly
+    tiling: TilingConfig | None = None  # how the segments tile frames too large for one fit
     done: Mapping[int, dict[str, Any]] = field(default_factory=dict)  # segment index -> done record
+
+    @property
+    def parts(self) -> int:
+        return len(self.segments)
 
     @property
     def pending(self) -> list[Segment]:
@@ -54,8 +53,17 @@ class VideoJob:
     def frames(self) -> int:
         return self.source.frames
 
-    def segment_unit(self, segment: Segment) -> SegmentUnit:
-        return SegmentUnit(self.row, self.source, segment, len(self.segments))
+    def pending_units(self) -> list[SegmentUnit]:
+        return [SegmentUnit(self.row, self.source, segment, len(self.segments), self.tiling) for segment in self.pending]
+
+    def assembly(self, records: tuple[dict[str, Any], ...]) -> AssemblyUnit:
+        """The video's assembly from its segments' done records (in segment order)."""
+        return AssemblyUnit(self.row, self.source, self.fps, self.segments, records, self.frames_format, self.warping_error)
+
+    def part_failed(self, unit: SegmentUnit, record: dict[str, Any]) -> str:
+        """Why the video fails when `unit` failed for good with `record`."""
+        segment = unit.segment
+        return f"segment {segment.index} (frames {segment.start}-{segment.stop - 1}) failed: {record.get('error')}"
 
 
 def plan_video(
@@ -66,6 +74,9 @@ def plan_video(
     ledger: Ledger,
     records: Mapping[str, dict[str, Any]],
     force: bool,
+    frames_format: FramesFormat | None,
+    warping_error: bool,
+    tiling: TilingConfig | None = None,
 ) -> VideoJob:
     """The row's segments and which are already done (none with `force`); see the module docstring.
 
@@ -86,7 +97,7 @@ def plan_video(
             record = records.get(segment_id(row.id, segment.index))
             if record is not None and _finished(record, segment, ledger.out_dir, row.id) and ledger.is_done(record):
                 done[segment.index] = record
-    return VideoJob(row, source, float(fps), segments, done)
+    return VideoJob(row, source, float(fps), segments, frames_format, warping_error, tiling, done)
 
 
 def _finished(record: Mapping[str, Any], segment: Segment, out_dir: Path, row_id: str) -> bool:
@@ -101,53 +112,3 @@ def _finished(record: Mapping[str, Any], segment: Segment, out_dir: Path, row_id
     except OSError:
         return False
     return all(frame_name(index) in present for index in range(segment.start, segment.stop))
-
-
-class VideoBook:
-    """The driver's view of the videos of a run: which segments are done, which videos failed."""
-
-    def __init__(self, jobs: list[VideoJob], *, frames_format: FramesFormat | None, warping_error: bool) -> None:
-        self.jobs = {job.row.id: job for job in jobs}
-        self.frames_format = frames_format
-        self.warping_error = warping_error
-        self.records: dict[str, dict[int, dict[str, Any]]] = {job.row.id: dict(job.done) for job in jobs}
-        self.failed: set[str] = set()
-
-    def initial_units(self) -> list[Unit]:
-        """Every pending segment, and the assembly of each video that has none pending."""
-        units: list[Unit] = []
-        for job in self.jobs.values():
-            pending = job.pending
-            units.extend(job.segment_unit(segment) for segment in pending)
-            if not pending:
-                units.append(self._assembly(job))
-        return units
-
-    def segment_finished(self, unit: SegmentUnit, record: dict[str, Any]) -> AssemblyUnit | dict[str, Any] | None:
-        """Take a segment's final record; return the video's assembly once all its segments are
-        done, the video's failed record when this segment failed (once per video), else None."""
-        video = unit.row.id
-        if not is_done(record):
-            if video in self.failed:
-                return None
-            self.failed.add(video)
-            segment = unit.segment
-            reason = f"segment {segment.index} (frames {segment.start}-{segment.stop - 1}) failed: {record.get('error')}"
-            return failed_video_record(unit.row, error=reason, attempt=int(record.get("attempt") or 1))
-        self.records[video][unit.segment.index] = record
-        job = self.jobs[video]
-        if video in self.failed or len(self.records[video]) < len(job.segments):
-            return None
-        return self._assembly(job)
-
-    def _assembly(self, job: VideoJob) -> AssemblyUnit:
-        records = self.records[job.row.id]
-        return AssemblyUnit(
-            row=job.row,
-            source=job.source,
-            fps=job.fps,
-            segments=job.segments,
-            segment_records=tuple(records[segment.index] for segment in job.segments),
-            frames_format=self.frames_format,
-            warping_error=self.warping_error,
-        )

@@ -1,8 +1,9 @@
 """What a worker runs: the processor of each kind of unit, on the worker's device.
 
 A processor's signature is (unit, out_dir, *, device, worker, attempt, steps) -> record; the
-unit is a `ManifestRow` (`process_image`), a `SegmentUnit` (`process_segment`) or an
-`AssemblyUnit` (`assemble_video`). `UnitRunner` holds them with the device, the worker's name
+unit is a `ManifestRow` (`process_image`), a `SegmentUnit` (`process_segment`), an
+`AssemblyUnit` (`assemble_video`), a `TileGroupUnit` (`process_tile_group`) or a
+`TiledAssemblyUnit` (`assemble_tiled_image`). `UnitRunner` holds them with the device, the worker's name
 and its compiled training steps, whether it lives in a Ray actor or in the calling process.
 """
 
@@ -18,7 +19,9 @@ from dip_engine import CompiledSteps
 from pipeline.work.assembly import assemble_video
 from pipeline.work.image import process_image
 from pipeline.work.segment import process_segment
-from pipeline.work.units import AssemblyUnit, SegmentUnit, Unit
+from pipeline.work.tile_group import process_tile_group
+from pipeline.work.tiled_assembly import assemble_tiled_image
+from pipeline.work.units import AssemblyUnit, SegmentUnit, TiledAssemblyUnit, TileGroupUnit, Unit
 
 Processor = Callable[..., dict[str, Any]]
 
@@ -30,12 +33,18 @@ class Processors:
     image: Processor = process_image
     segment: Processor = process_segment
     assembly: Processor = assemble_video
+    tile_group: Processor = process_tile_group
+    tiled_assembly: Processor = assemble_tiled_image
 
     def of(self, unit: Unit) -> Processor:
         if isinstance(unit, SegmentUnit):
             return self.segment
         if isinstance(unit, AssemblyUnit):
             return self.assembly
+        if isinstance(unit, TileGroupUnit):
+            return self.tile_group
+        if isinstance(unit, TiledAssemblyUnit):
+            return self.tiled_assembly
         return self.image
 
 

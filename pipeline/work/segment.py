@@ -146,6 +146,7 @@ def _run(
             device=device,
             steps=steps,
             warmup=segment.warmup,
+            tiling=unit.tiling,
         )
         for result in results:
             tally.add(result)

@@ -430,6 +430,23 @@ def test_warping_error_can_be_left_out(tmp_path: Path, ray_local: Any) -> None:
     assert video["warping_error"] is None and video["change_error"] is not None and video["flicker_baseline"] == "reference"
 
 
+def test_frames_larger_than_the_tile_run_as_tile_chains(tmp_path: Path, ray_local: Any) -> None:
+    """--tile smaller than the frames: each tile position is its own warm-started chain, the frames blended back whole."""
+    clip = clean_clip(4)
+    write_video(tmp_path / "clip.mkv", noisy(clip))
+    rows = parse_manifest(manifest(tmp_path, "id,task,input", "clip,denoise,clip.mkv"))
+    out = tmp_path / "out"
+    options = RunOptions(out_dir=out, workers=1, segment_frames=0, tile=24, tile_overlap=8, processors=Processors(segment=fast_segment))
+    [segment] = plan_run(rows, options, cluster={"CPU": 2.0}).units
+    assert isinstance(segment, SegmentUnit) and segment.tiling is not None and (segment.tiling.tile, segment.tiling.overlap) == (24, 8)
+    summary = run(rows, options)
+    assert summary.succeeded, summary.records
+    latest = {line["id"]: line for line in ledger_lines(out)}
+    assert latest["clip#seg0000"]["cold_frames"] == 1 and latest["clip#seg0000"]["frames"] == 4  # tiles warm-start across frames
+    info = probe_video(out / "clip.mkv")
+    assert (info.frames, info.width, info.height) == (4, SIDE, SIDE)
+
+
 def failing_assembly(unit: Any, out_dir: Path, **context: Any) -> dict[str, Any]:
     raise ValueError(f"simulated failure assembling {unit.id}")
 

@@ -183,7 +183,7 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
     sizings: dict[str, Sizing] = {}
     problems: list[str] = []
     shapes: dict[Path, Shape] = {}
-    cache: dict[tuple[object, ...], Sizing] = {}
+    cache: dict[tuple[object, ...], Sizing | None] = {}
     for row in rows:
         if row.id in done:
             skipped.append(row)
@@ -204,8 +204,11 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
                 )
                 videos.append(job)
             else:
-                key = (row.input, row.task, row.scale, row.mask, row.max_iterations)
-                sizing = sizings[row.id] = cache[key] if key in cache else cache.setdefault(key, size_row(row, request, shapes))
+                sizing = _sized(row, request, shapes, cache)
+                if sizing is None:  # its files cannot be read now: the unit fails with the reason, the run goes on
+                    units.append(row)
+                    continue
+                sizings[row.id] = sizing
                 if sizing.tiled:
                     job = plan_tiled(row, sizing, overlap=options.tile_overlap, ledger=ledger, records=records)
                     tiled.append(job)
@@ -218,3 +221,19 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
     if problems:
         raise PlanError(problems)
     return Plan(units, skipped, workers, gpus_per_worker, cpus_per_worker, videos, tiled, sizings, request.budget)
+
+
+def _sized(
+    row: ManifestRow, request: SizingRequest, shapes: dict[Path, Shape], cache: dict[tuple[object, ...], Sizing | None]
+) -> Sizing | None:
+    """`size_row` of `row`, once per distinct input and parameters; None when its files cannot be
+    read (moved or damaged since validation). Raises TooLarge."""
+    key = (row.input, row.task, row.scale, row.mask, row.max_iterations)
+    if key not in cache:
+        try:
+            cache[key] = size_row(row, request, shapes)
+        except TooLarge:
+            raise
+        except (OSError, ValueError):
+            cache[key] = None
+    return cache[key]

@@ -110,8 +110,22 @@ class SegmentUnit:
         }
 
 
+class RowAssembly:
+    """What an assembly unit is as a unit: its row's ledger id and output (the row's own)."""
+
+    row: ManifestRow
+
+    @property
+    def id(self) -> str:
+        return self.row.id
+
+    @property
+    def output(self) -> PurePosixPath:
+        return PurePosixPath(self.row.output.as_posix())
+
+
 @dataclass(frozen=True)
-class AssemblyUnit:
+class AssemblyUnit(RowAssembly):
     """A video row whose segments are all done: write the output video from their frames."""
 
     row: ManifestRow
@@ -121,14 +135,6 @@ class AssemblyUnit:
     segment_records: tuple[dict[str, Any], ...]  # the segments' done records, in order
     frames_format: FramesFormat | None = None  # also write the restored frames as images
     warping_error: bool = True  # measure the warping error against the reference (optical flow)
-
-    @property
-    def id(self) -> str:
-        return self.row.id
-
-    @property
-    def output(self) -> PurePosixPath:
-        return PurePosixPath(self.row.output.as_posix())
 
 
 @dataclass(frozen=True)
@@ -170,7 +176,7 @@ class TileGroupUnit:
 
 
 @dataclass(frozen=True)
-class TiledAssemblyUnit:
+class TiledAssemblyUnit(RowAssembly):
     """An image row whose groups of tiles are all done: blend them into the output image."""
 
     row: ManifestRow
@@ -179,14 +185,6 @@ class TiledAssemblyUnit:
     size: tuple[int, int]  # (H, W) of the output
     channels: int
     scale: int
-
-    @property
-    def id(self) -> str:
-        return self.row.id
-
-    @property
-    def output(self) -> PurePosixPath:
-        return PurePosixPath(self.row.output.as_posix())
 
 
 Unit = ManifestRow | SegmentUnit | AssemblyUnit | TileGroupUnit | TiledAssemblyUnit

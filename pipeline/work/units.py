@@ -214,20 +214,12 @@ def failed_record(unit: Unit, *, error: str, worker: str = "", attempt: int = 1)
         return SegmentRecord.of(unit.row, unit.output.as_posix(), **unit.record_fields(), **outcome).to_dict()
     if isinstance(unit, TileGroupUnit):
         return TileGroupRecord.of(unit.row, unit.output.as_posix(), **unit.record_fields(), **outcome).to_dict()
-    if isinstance(unit, AssemblyUnit):
-        return failed_video_record(unit.row, error=f"assembly failed: {error}", worker=worker, attempt=attempt)
-    if isinstance(unit, TiledAssemblyUnit):
+    if isinstance(unit, RowAssembly):
         return failed_row_record(unit.row, error=f"assembly failed: {error}", worker=worker, attempt=attempt)
-    return ImageRecord.of(unit, unit.output.as_posix(), **outcome).to_dict()
-
-
-def failed_video_record(row: ManifestRow, *, error: str, worker: str = "", attempt: int = 1) -> dict[str, Any]:
-    """The line of a video that could not be made: a segment failed for good, or its assembly."""
-    return VideoRecord.of(row, row.output.as_posix(), status=STATUS_FAILED, error=error, worker=worker, attempt=attempt).to_dict()
+    return failed_row_record(unit, error=error, worker=worker, attempt=attempt)
 
 
 def failed_row_record(row: ManifestRow, *, error: str, worker: str = "", attempt: int = 1) -> dict[str, Any]:
-    """The line of a row restored in parts that could not be made: a part failed for good, or its assembly."""
-    if row.is_video:
-        return failed_video_record(row, error=error, worker=worker, attempt=attempt)
-    return ImageRecord.of(row, row.output.as_posix(), status=STATUS_FAILED, error=error, worker=worker, attempt=attempt).to_dict()
+    """The line of a row that failed: an image, or a row restored in parts whose part failed for good or whose assembly failed."""
+    kind = VideoRecord if row.is_video else ImageRecord
+    return kind.of(row, row.output.as_posix(), status=STATUS_FAILED, error=error, worker=worker, attempt=attempt).to_dict()

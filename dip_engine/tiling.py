@@ -49,6 +49,7 @@ from dip_engine.batch import fit_batch
 from dip_engine.config import NetConfig, Performance, RestoreConfig, StoppingConfig
 from dip_engine.fit import Problem
 from dip_engine.masks import hole_radius
+from dip_engine.memory import estimate_fit_bytes
 from dip_engine.restore import check_image, prepare, resolve_device
 from dip_engine.result import History, Restoration
 from dip_engine.step import CompiledSteps
@@ -90,6 +91,31 @@ class Tile:
 
 
 @dataclass(frozen=True)
+class TileLayout:
+    """How one observation is cut (`TilingConfig.layout`): `tile` None = whole, in one fit."""
+
+    tile: int | None  # tile side in observation pixels
+    batch: int  # tiles fitted at once (1 when whole)
+    tiles: int  # tiles in the grid (1 when whole)
+    peak_bytes: int  # the memory model's peak of one fit: the whole image, or one batch of tiles
+
+
+class TilingRefused(ValueError):
+    """An observation `TilingConfig.layout` cannot cut within its budget. `reason`:
+    "whole_too_large" (a tile covering the image was given), "tile_too_small" (a given tile is
+    smaller than the task needs) or "nothing_fits" (not even one of the smallest tiles fits)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def gib(size: int) -> str:
+    """`size` bytes in GiB, one decimal."""
+    return f"{size / 2**30:.1f} GiB"
+
+
+@dataclass(frozen=True)
 class TilingConfig:
     """How `restore` and `restore_video` cut an image into tiles.
 
@@ -98,8 +124,9 @@ class TilingConfig:
     whole image, restored untiled. overlap: observation pixels shared by neighbouring tiles,
     over which they are blended. batch: tiles fitted at once through `fit_batch`; None = all of
     them with a given tile, as many as fit `memory_budget` with an automatic one (a given batch
-    then caps that). memory_budget: bytes one fit (one batch of tiles) may use, for the automatic
-    choice (`choose_tiling`); not consulted when `tile` is given.
+    then caps that). memory_budget: bytes one fit (one batch of tiles) may use: the automatic
+    choice (`choose_tiling`) takes the largest tile that fits it; a given tile is fitted as many
+    at once as fit it; None = no limit. See `layout`.
     """
 
     tile: int | None = None
@@ -119,6 +146,99 @@ class TilingConfig:
         if self.memory_budget is not None and self.memory_budget < 1:
             raise ValueError(f"memory_budget={self.memory_budget} must be >= 1 byte (or None)")
 
+    def layout(
+        self,
+        task: Task,
+        config: RestoreConfig,
+        shape: tuple[int, int, int],
+        *,
+        scale: int,
+        mask: Tensor | None,
+        device_type: str,
+        strict: bool = False,
+    ) -> TileLayout:
+        """How an observation of `shape` (C, H, W) restored with `config` is cut, and the memory
+        model's peak for one fit of it (`dip_engine.memory`, at `config.fit.performance`).
+
+        A given tile at least as large as the image, or no tile and no budget, is the whole image.
+        With a budget, the whole image must fit it, a given tile is fitted as many at once as fit
+        (at most `batch`), and an automatic tile is the largest that fits (`choose_tiling`).
+        Raises TilingRefused when the whole image or a given tile exceeds the budget, when not even
+        the smallest tile fits, and, with `strict`, when a given tile is smaller than the task needs
+        (`min_tile_for`: an automatic tile never is; without `strict` a given tile only has to see
+        a known pixel of the mask, checked when it is restored).
+        """
+        channels, height, width = shape
+        in_channels = code_channels(config.net, task.kind, channels)
+        budget = self.memory_budget
+
+        def peak(tile_height: int, tile_width: int, problems: int) -> int:
+            return estimate_fit_bytes(
+                config.net,
+                (tile_height * scale, tile_width * scale),
+                in_channels,
+                channels,
+                problems=problems,
+                performance=config.fit.performance,
+                device_type=device_type,
+                stopping=config.fit.stopping,
+            )
+
+        whole = TileLayout(None, 1, 1, peak(height, width, 1))
+        if self.tile is not None and self.tile >= max(height, width):
+            if budget is not None and whole.peak_bytes > budget:
+                raise TilingRefused(
+                    "whole_too_large",
+                    f"the whole {height}x{width} image needs about {gib(whole.peak_bytes)}, more than the {gib(budget)} budget",
+                )
+            return whole
+        smallest = min_tile_for(task.kind, mask, self.overlap)
+        if self.tile is not None:
+            if strict and self.tile < smallest:
+                raise TilingRefused(
+                    "tile_too_small",
+                    f"tiles of {self.tile} px are smaller than the {smallest} px this input needs (a tile must see known "
+                    "pixels around the mask's holes)",
+                )
+            tile, tiles = self.tile, len(tile_grid(height, width, self.tile, self.overlap))
+            tile_height, tile_width = min(tile, height), min(tile, width)
+            limit = min(tiles, self.batch or tiles)
+            batch = limit if budget is None else _most(lambda k: peak(tile_height, tile_width, k) <= budget, limit)
+            if batch == 0:
+                raise TilingRefused(
+                    "nothing_fits",
+                    f"one tile of {tile} px needs about {gib(peak(tile_height, tile_width, 1))}, more than the {gib(budget or 0)} budget",
+                )
+            return TileLayout(tile, batch, tiles, peak(tile_height, tile_width, batch))
+        if budget is None:
+            return whole
+        chosen = choose_tiling(
+            config.net,
+            height,
+            width,
+            channels,
+            scale=scale,
+            performance=config.fit.performance,
+            device_type=device_type,
+            budget=budget,
+            overlap=self.overlap,
+            min_tile=smallest,
+            in_channels=in_channels,
+            stopping=config.fit.stopping,
+        )
+        if chosen is None:
+            floor = smallest_tile(config.net, scale, self.overlap, smallest)
+            raise TilingRefused(
+                "nothing_fits",
+                f"a {height}x{width} image cannot fit in {budget} bytes even in tiles of {floor} px (a budget of {gib(budget)})",
+            )
+        tile, batch = chosen
+        if tile >= max(height, width):
+            return whole
+        batch = batch if self.batch is None else min(batch, self.batch)
+        tile_height, tile_width = min(tile, height), min(tile, width)
+        return TileLayout(tile, batch, len(tile_grid(height, width, tile, self.overlap)), peak(tile_height, tile_width, batch))
+
     def plan(
         self,
         task: Task,
@@ -128,41 +248,10 @@ class TilingConfig:
         scale: int,
         mask: Tensor | None,
         device_type: str,
-    ) -> tuple[int, int | None] | None:
-        """(tile, batch) for an observation of `shape` (C, H, W) restored with `config`; None when
-        it is restored whole (no tile given and no budget, or a tile covering the image). batch
-        None = all tiles at once. Raises ValueError when the automatic choice finds nothing that
-        fits the budget."""
-        channels, height, width = shape
-        if self.tile is not None:
-            return None if self.tile >= max(height, width) else (self.tile, self.batch)
-        if self.memory_budget is None:
-            return None
-        smallest = min_tile_for(task.kind, mask, self.overlap)
-        chosen = choose_tiling(
-            config.net,
-            height,
-            width,
-            channels,
-            scale=scale,
-            performance=config.fit.performance,
-            device_type=device_type,
-            budget=self.memory_budget,
-            overlap=self.overlap,
-            min_tile=smallest,
-            in_channels=code_channels(config.net, task.kind, channels),
-            stopping=config.fit.stopping,
-        )
-        if chosen is None:
-            floor = smallest_tile(config.net, scale, self.overlap, smallest)
-            raise ValueError(
-                f"a {height}x{width} image cannot fit in {self.memory_budget} bytes even in tiles of {floor} px; "
-                "give it a larger memory budget"
-            )
-        tile, batch = chosen
-        if tile >= max(height, width):
-            return None
-        return tile, batch if self.batch is None else min(batch, self.batch)
+    ) -> tuple[int, int] | None:
+        """(tile, batch) of `layout`, or None when the observation is restored whole."""
+        chosen = self.layout(task, config, shape, scale=scale, mask=mask, device_type=device_type)
+        return None if chosen.tile is None else (chosen.tile, chosen.batch)
 
     def restore_tiled(
         self,
@@ -391,8 +480,6 @@ def choose_tiling(
     in_channels, out_channels, problems=K, performance=, device_type=[, stopping=]).
     """
     if estimate is None:
-        from dip_engine.memory import estimate_fit_bytes
-
         estimate = estimate_fit_bytes
     code = in_channels if in_channels is not None else code_channels(net_config, "", channels)
     extra = {} if stopping is None else {"stopping": stopping}

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dip_engine
-from dip_engine.memory import estimate_fit_bytes
-from dip_engine.tiling import choose_tiling, code_channels, min_tile_for, tile_grid
+from dip_engine.tasks import with_performance
+from dip_engine.tiling import TilingConfig, TilingRefused
 from pipeline.io import probe_image
 from pipeline.manifest import ManifestRow
 from pipeline.work.common import read_mask
@@ -52,74 +52,27 @@ class TooLarge(ValueError):
     """A row that cannot fit a worker's memory even in the smallest tiles; the message names the row."""
 
 
+ADVICE = {  # what the user can do, by `TilingRefused.reason`
+    "whole_too_large": "give a smaller --tile or leave it automatic",
+    "tile_too_small": "give a larger --tile or leave it automatic",
+    "nothing_fits": "give the workers more memory (--memory-per-worker) or run fewer workers",
+}
+
+
 def size_row(row: ManifestRow, request: SizingRequest, shapes: dict[Path, Shape] | None = None) -> Sizing:
     """How `row` (an image row) fits a worker (see the module docstring). `shapes` caches probed
     headers by path across rows. Raises TooLarge naming the row when nothing fits."""
-    channels, height, width = shape = _probe(row.input, shapes)
+    shape = _probe(row.input, shapes)
     task = dip_engine.get_task(row.task)
     scale = (row.scale or 1) if task.kind == "sr" else 1
     mask = read_mask(row.mask) if task.kind == "inpaint" and row.mask is not None else None
-    config = task.config_for(scale=row.scale, mask=mask)
-    performance = dip_engine.performance_for(request.device_type)
-    code = code_channels(config.net, task.kind, channels)
-    cap = row.max_iterations or config.fit.max_iterations
-
-    def estimate(tile_height: int, tile_width: int, batch: int = 1) -> int:
-        return estimate_fit_bytes(
-            config.net,
-            (tile_height * scale, tile_width * scale),
-            code,
-            channels,
-            problems=batch,
-            performance=performance,
-            device_type=request.device_type,
-            stopping=config.fit.stopping,
-        )
-
-    where = f"row {row.row_number} (id {row.id})"
-    whole = estimate(height, width)
-    if request.tile is None or request.tile >= max(height, width):
-        if whole <= request.budget:
-            return Sizing(shape, scale, None, 1, whole, cap)
-        if request.tile is not None:
-            raise TooLarge(
-                f"{where}: the whole {height}x{width} image (--tile {request.tile}) needs about {_gib(whole)}, more than "
-                f"the {_gib(request.budget)} a worker has; give a smaller --tile or leave it automatic"
-            )
-    smallest = min_tile_for(task.kind, mask, request.overlap)
-    if request.tile is not None:
-        if request.tile < smallest:
-            raise TooLarge(
-                f"{where}: --tile {request.tile} is smaller than the {smallest} px this row needs (a tile must see "
-                "known pixels around the mask's holes); give a larger --tile or leave it automatic"
-            )
-        tile, tiles = request.tile, len(tile_grid(height, width, request.tile, request.overlap))
-        batch = max((k for k in range(1, tiles + 1) if estimate(min(tile, height), min(tile, width), k) <= request.budget), default=0)
-    else:
-        chosen = choose_tiling(
-            config.net,
-            height,
-            width,
-            channels,
-            scale=scale,
-            performance=performance,
-            device_type=request.device_type,
-            budget=request.budget,
-            overlap=request.overlap,
-            min_tile=smallest,
-            in_channels=code,
-            stopping=config.fit.stopping,
-        )
-        tile, batch = chosen if chosen is not None else (smallest, 0)
-        if batch and tile >= max(height, width):
-            return Sizing(shape, scale, None, 1, whole, cap)
-    if batch == 0:
-        raise TooLarge(
-            f"{where}: a {height}x{width} image cannot be restored in the {_gib(request.budget)} a worker has, not "
-            f"even in tiles of {tile} px; give the workers more memory (--memory-per-worker) or run fewer workers"
-        )
-    batch = min(batch, request.batch or batch)
-    return Sizing(shape, scale, tile, batch, estimate(min(tile, height), min(tile, width), batch), cap)
+    config = with_performance(task.config_for(scale=row.scale, mask=mask), dip_engine.performance_for(request.device_type))
+    tiling = TilingConfig(tile=request.tile, overlap=request.overlap, batch=request.batch, memory_budget=request.budget)
+    try:
+        layout = tiling.layout(task, config, shape, scale=scale, mask=mask, device_type=request.device_type, strict=True)
+    except TilingRefused as error:
+        raise TooLarge(f"row {row.row_number} (id {row.id}): {error}; {ADVICE[error.reason]}") from None
+    return Sizing(shape, scale, layout.tile, layout.batch, layout.peak_bytes, row.max_iterations or config.fit.max_iterations)
 
 
 def _probe(path: Path, shapes: dict[Path, Shape] | None) -> Shape:
@@ -128,7 +81,3 @@ def _probe(path: Path, shapes: dict[Path, Shape] | None) -> Shape:
     if path not in shapes:
         shapes[path] = probe_image(path)
     return shapes[path]
-
-
-def _gib(size: int) -> str:
-    return f"{size / 2**30:.1f} GiB"

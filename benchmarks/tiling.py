@@ -32,16 +32,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import tifffile
 import torch
 import torch.nn.functional as F
+from published import RECIPES, run_recipe  # benchmarks/ is run as a folder of scripts
 from skimage import data
 
-from dip_engine import Denoising, Inpainting, SuperResolution, block_mask, get_task, performance_for, psnr, restore
-from dip_engine.tasks import with_max_iterations, with_performance
+from dip_engine import Denoising, Inpainting, Performance, SuperResolution, block_mask, get_task, performance_for, psnr, restore
+from dip_engine.masks import hole_radius
+from dip_engine.step import autocast_dtype
+from dip_engine.tasks import THIN_HOLE_RADIUS, with_max_iterations, with_performance
 from dip_engine.tiling import TilingConfig, restore_tiles, tile_grid
 
 PHOTOS = ("astronaut", "hubble_deep_field", "retina")
@@ -93,32 +97,85 @@ def seam_db(image: torch.Tensor, clean: torch.Tensor, near: torch.Tensor) -> flo
     return float(10 * np.log10(error[~near].mean().item() / error[near].mean().item()))
 
 
-def quality(size: int, tile: int, overlap: int, iterations: int, device: str) -> None:
-    print(f"\n## (a) whole vs tiled: {size}² crops, tiles of {tile} px with overlap {overlap}, cap {iterations} iterations\n")
-    print("| task | photograph | input dB | whole dB | tiled dB | tiled − whole | seam tiled dB | seam whole dB | whole s | tiled s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for task in TASKS:
-        for seed, name in enumerate(PHOTOS):
-            clean = photo(name, size)
-            observation, mask, baseline = observe(task, clean, seed)
-            spec = get_task(task)
-            config = with_max_iterations(with_performance(spec.config_for(mask=mask), performance_for(device)), iterations)
-            started = time.perf_counter()
-            whole = restore(observation, task, mask=mask, config=config, device=device).image
-            whole_seconds = time.perf_counter() - started
-            lr_tile = tile // 2 if task == "sr2" else tile
-            lr_overlap = overlap // 2 if task == "sr2" else overlap
-            started = time.perf_counter()
-            tiling = TilingConfig(tile=lr_tile, overlap=lr_overlap)
-            tiled = restore(observation, task, mask=mask, config=config, device=device, tiling=tiling).image
-            tiled_seconds = time.perf_counter() - started
-            near = border_mask(observation.shape[-1], lr_tile, lr_overlap, 2 if task == "sr2" else 1)
-            whole_db, tiled_db = psnr(whole, clean), psnr(tiled, clean)
-            print(
-                f"| {task} | {name} | {psnr(baseline, clean):.2f} | {whole_db:.2f} | {tiled_db:.2f} | {tiled_db - whole_db:+.2f} | "
-                f"{seam_db(tiled, clean, near):+.2f} | {seam_db(whole, clean, near):+.2f} | {whole_seconds:.0f} | {tiled_seconds:.0f} |",
-                flush=True,
-            )
+def published_psnr(
+    task: str, observation: torch.Tensor, mask: torch.Tensor | None, clean: torch.Tensor, cap: int
+) -> tuple[float, int, float]:
+    """(PSNR, iterations, seconds) of the published recipe for `task` fitted to the whole observation,
+    to its published count (or `cap` when smaller and not 0): denoising; the super-resolution recipe
+    (its ×4 settings) with a ×2 Lanczos forward map; the text or the large-region inpainting recipe,
+    chosen by the mask's holes as `benchmarks/quality.py` does."""
+    if task == "denoise":
+        recipe, forward = RECIPES["denoise"], lambda x: x
+    elif task == "sr2":
+        recipe, forward = RECIPES["sr4"], SuperResolution(2).A
+    else:
+        assert mask is not None
+        recipe = RECIPES["inpaint-text" if hole_radius(mask) <= THIN_HOLE_RADIUS else "inpaint-region"]
+        forward = Inpainting(mask).A
+    if cap and cap < recipe.iterations:
+        recipe = replace(recipe, iterations=cap)
+    fast = autocast_dtype(torch.device("cpu"), Performance(amp=True)) is not None
+    run = run_recipe(recipe, forward, observation, clean, autocast=fast)
+    return run.final, recipe.iterations, run.seconds
+
+
+def compare(
+    task: str, name: str, clean: torch.Tensor, seed: int, tile: int, overlap: int, iterations: int, device: str, published: bool
+) -> str:
+    """One table row: the preset whole, the preset in tiles, and (with `published`) the published recipe."""
+    observation, mask, baseline = observe(task, clean, seed)
+    spec = get_task(task)
+    config = with_performance(spec.config_for(mask=mask), performance_for(device))
+    if iterations:
+        config = with_max_iterations(config, iterations)
+    started = time.perf_counter()
+    whole = restore(observation, task, mask=mask, config=config, device=device)
+    whole_seconds = time.perf_counter() - started
+    lr_tile = tile // 2 if task == "sr2" else tile
+    lr_overlap = overlap // 2 if task == "sr2" else overlap
+    started = time.perf_counter()
+    tiled = restore(observation, task, mask=mask, config=config, device=device, tiling=TilingConfig(tile=lr_tile, overlap=lr_overlap))
+    tiled_seconds = time.perf_counter() - started
+    near = border_mask(observation.shape[-1], lr_tile, lr_overlap, 2 if task == "sr2" else 1)
+    whole_db, tiled_db = psnr(whole.image, clean), psnr(tiled.image, clean)
+    recipe = "–", "–", "–"
+    if published:
+        recipe_db, recipe_iterations, recipe_seconds = published_psnr(task, observation, mask, clean, iterations)
+        recipe = f"{recipe_db:.2f} ({recipe_iterations})", f"{tiled_db - recipe_db:+.2f}", f"{recipe_seconds:.0f}"
+    per_tile = tiled.iterations / max(tiled.tiles, 1)
+    return (
+        f"| {task} | {name} {clean.shape[-1]}² | {psnr(baseline, clean):.2f} | {recipe[0]} | {whole_db:.2f} ({whole.iterations}) | "
+        f"{tiled_db:.2f} ({per_tile:.0f}) | {tiled_db - whole_db:+.2f} | {recipe[1]} | "
+        f"{seam_db(tiled.image, clean, near):+.2f} | {seam_db(whole.image, clean, near):+.2f} | "
+        f"{recipe[2]} | {whole_seconds:.0f} | {tiled_seconds:.0f} |"
+    )
+
+
+def quality(
+    size: int,
+    tile: int,
+    overlap: int,
+    iterations: int,
+    device: str,
+    photos: list[str],
+    tasks: list[str],
+    published: bool,
+    archive: list[int],
+) -> None:
+    cap = f"cap {iterations} iterations" if iterations else "each preset to its own stop, the recipe to its published count"
+    print(f"\n## (a) whole vs tiled: {size}² crops, tiles of {tile} px with overlap {overlap}, {cap}\n")
+    print(
+        "| task | photograph | input dB | published recipe dB (it.) | whole dB (it.) | tiled dB (it. per tile) | tiled − whole |"
+        " tiled − recipe | seam tiled dB | seam whole dB | recipe s | whole s | tiled s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for seed, name in enumerate(photos):
+        for task in tasks:
+            print(compare(task, name, photo(name, size), seed, tile, overlap, iterations, device, published), flush=True)
+    if archive:
+        side, cap_archive = archive
+        print(f"\narchive size: denoising a {side}² crop of retina, every side capped at {cap_archive} iterations\n")
+        print(compare("denoise", "retina", photo("retina", side), 0, tile, overlap, cap_archive, device, published), flush=True)
 
 
 def write_scan(path: Path, height: int, width: int) -> None:
@@ -242,7 +299,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="side of the quality crops (output pixels)")
     parser.add_argument("--tile", type=int, default=128)
     parser.add_argument("--overlap", type=int, default=32)
-    parser.add_argument("--iterations", type=int, default=300, help="iteration cap of every fit in (a) and (c)")
+    parser.add_argument("--iterations", type=int, default=300, help="iteration cap of every fit in (a) and (c); 0 in (a): no cap")
+    parser.add_argument("--photos", nargs="+", default=list(PHOTOS), choices=PHOTOS)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--no-published", action="store_true", help="(a) without the published recipe's column")
+    parser.add_argument(
+        "--archive", nargs=2, type=int, default=[], metavar=("SIDE", "CAP"), help="(a): add a denoising row at SIDE², capped"
+    )
     parser.add_argument(
         "--memory-sizes", nargs="+", default=["1024", "2048", "4096x3072"], help="WIDTHxHEIGHT or SIDE; the last as a 16-bit TIFF"
     )
@@ -263,7 +326,9 @@ def main() -> None:
         return
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, device {args.device}")
     if "quality" in args.parts:
-        quality(args.size, args.tile, args.overlap, args.iterations, args.device)
+        quality(
+            args.size, args.tile, args.overlap, args.iterations, args.device, args.photos, args.tasks, not args.no_published, args.archive
+        )
     if "memory" in args.parts:
         memory(args.memory_sizes, args.memory_iterations)
     if "throughput" in args.parts:

@@ -8,15 +8,18 @@
   sequences, i.e. a video file, a folder of frame images or a printf pattern such as
   ``frames/%05d.png`` (see `pipeline.io.sequence`).
 * `atomic_path`, `atomic_folder`: write through a temporary file (or folder) that is renamed
-  onto the target on success.
+  onto the target on success; given the output folder, refuse a target that resolves outside it
+  (`check_inside`, `OutsideOutputError`: see `pipeline.io.confine`).
 """
 
 from pipeline.io.atomic import atomic_folder, atomic_path
+from pipeline.io.confine import OutsideOutputError, check_inside, outside_of
 from pipeline.io.image import (
     IMAGE_SUFFIXES,
     ImageReadError,
     LoadedImage,
     is_image_path,
+    probe_bit_depth,
     probe_image,
     read_image,
     shape_text,
@@ -48,11 +51,13 @@ __all__ = [
     "SequenceError",
     "SequenceInfo",
     "LoadedImage",
+    "OutsideOutputError",
     "VideoInfo",
     "VideoReadError",
     "VideoWriter",
     "atomic_folder",
     "atomic_path",
+    "check_inside",
     "frame_files",
     "is_frame_pattern",
     "is_frame_sequence_path",
@@ -60,6 +65,8 @@ __all__ = [
     "is_video_path",
     "iter_sequence",
     "iter_video_frames",
+    "outside_of",
+    "probe_bit_depth",
     "probe_image",
     "probe_sequence",
     "probe_video",

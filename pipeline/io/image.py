@@ -358,11 +358,23 @@ def probe_image(path: Path | str) -> tuple[int, int, int]:
     Only the headers are read, so a file whose pixel data is damaged may probe fine and still
     fail in `read_image`. Raises ImageReadError in the same cases as `read_image` otherwise.
     """
+    channels, height, width, _ = _header(path)
+    return channels, height, width
+
+
+def probe_bit_depth(path: Path | str) -> str:
+    """How the samples are stored, as `read_image` would report them ("uint8", "uint16" or
+    "float32"), from the headers alone; raises as `probe_image` does."""
+    return _header(path)[3]
+
+
+def _header(path: Path | str) -> tuple[int, int, int, str]:
+    """(channels, height, width, bit depth) of `read_image`'s result, from the headers."""
     path = _check_readable(path)
     fmt = _sniff(path)
     samples, height, width, dtype = _guarded(path, lambda: _probe(path, fmt))
-    _check_samples(path, dtype, height, width)
-    return _kept_channels(path, samples), height, width
+    depth = _check_samples(path, dtype, height, width)
+    return _kept_channels(path, samples), height, width, depth
 
 
 # ----- writing -------------------------------------------------------------------------------
@@ -395,20 +407,23 @@ def _encode(tmp: Path, fmt: str, samples: np.ndarray, jpeg_quality: int) -> None
         iio.imwrite(tmp, samples, plugin="pillow", extension=".jpeg", quality=jpeg_quality, subsampling=0)
 
 
-def write_image(path: Path | str, pixels: torch.Tensor, bit_depth: str = "uint8", *, jpeg_quality: int = 95) -> None:
+def write_image(
+    path: Path | str, pixels: torch.Tensor, bit_depth: str = "uint8", *, jpeg_quality: int = 95, root: Path | None = None
+) -> None:
     """Write a float C×H×W tensor in [0, 1] (C = 1 or 3) as an image file, atomically.
 
     The format follows the extension: .png (uint8, uint16), .jpg/.jpeg (uint8 only; written
     with 4:4:4 chroma at `jpeg_quality`), .tif/.tiff (uint8, uint16, float32; deflate-compressed).
     C = 1 is written as a 2-D greyscale image. Integer samples are rounded to nearest; finite
     values outside [0, 1] are clamped. Parent folders are created; the file appears complete
-    or not at all (see `atomic_path`). Raises ValueError for an unsupported extension, bit depth
-    or tensor.
+    or not at all (see `atomic_path`; with `root`, the output folder, it must resolve inside it).
+    Raises ValueError for an unsupported extension, bit depth or tensor, and
+    `pipeline.io.confine.OutsideOutputError` (a ValueError) for a target outside `root`.
     """
     path = Path(path)
     fmt = _check_write_target(path, bit_depth)
     samples = quantise(check_pixels(pixels, "pixels", (1, 3)), bit_depth)
     if samples.shape[2] == 1:
         samples = samples[:, :, 0]
-    with atomic_path(path) as tmp:
+    with atomic_path(path, root=root) as tmp:
         _encode(tmp, fmt, samples, jpeg_quality)

@@ -18,7 +18,7 @@ import torch
 
 from dip_engine import CompiledSteps
 from dip_engine.tiling import Blender, blend_weight
-from pipeline.io import read_image, write_image
+from pipeline.io import probe_bit_depth, read_image, write_image
 from pipeline.records import ImageRecord
 from pipeline.work.common import UnitError, output_bit_depth, quality_metrics
 from pipeline.work.units import TiledAssemblyUnit
@@ -59,11 +59,12 @@ def _run(unit: TiledAssemblyUnit, out_dir: Path, worker: str, attempt: int, star
             tiles += 1
     image = blender.result()
     del blender
-    loaded = read_image(row.input)
     target = out_dir / row.output
-    bit_depth = output_bit_depth(loaded.bit_depth, target)
+    bit_depth = output_bit_depth(probe_bit_depth(row.input), target)  # the header: the scan itself is read only to measure it
     write_image(target, image, bit_depth)
     reference = read_image(row.reference).pixels if row.reference is not None else None
+    # Measured only against a reference: then the input (its PSNR) and the file as written are read back.
+    x0 = read_image(row.input).pixels if reference is not None else image
     written = read_image(target).pixels if reference is not None else image
     records = unit.group_records
     reasons: Counter[str] = Counter()
@@ -73,7 +74,7 @@ def _run(unit: TiledAssemblyUnit, out_dir: Path, worker: str, attempt: int, star
     return ImageRecord.of(
         row,
         unit.output.as_posix(),
-        **quality_metrics(loaded.pixels, written, reference),
+        **quality_metrics(x0, written, reference),
         iterations=sum(int(record.get("iterations") or 0) for record in records),
         stop_reason=reasons.most_common(1)[0][0] if reasons else None,
         bit_depth=bit_depth,

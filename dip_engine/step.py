@@ -47,10 +47,14 @@ def batch_step_loss(
     crop: Crop,
     operators: Sequence[Operator],
     observations: Sequence[Tensor],
-) -> tuple[Tensor, Tensor]:
-    """K problems stacked in one grouped generator: (outputs (K, C, H, W) in float32, data terms (K,)).
+    anchors: Sequence[Tensor] | None = None,
+    anchor_weights: Sequence[Tensor] | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """K problems stacked in one grouped generator: (outputs (K, C, H, W) in float32, data terms
+    (K,), losses (K,)). A problem's loss is its data term plus, for video chains, its own temporal
+    term computed as `step_loss` computes it alone; without `anchors` the losses are the data terms.
 
-    The caller sums the terms of the problems still fitting: a sum (not a mean) keeps each
+    The caller sums the losses of the problems still fitting: a sum (not a mean) keeps each
     problem's gradient exactly what it would be alone.
     """
     top, left, height, width = crop
@@ -58,7 +62,10 @@ def batch_step_loss(
     raw = model(net_input)
     outputs = raw.reshape(problems, -1, *raw.shape[-2:])[..., top : top + height, left : left + width].float()
     data = torch.stack([op.data_term(outputs[k : k + 1], obs) for k, (op, obs) in enumerate(zip(operators, observations))])
-    return outputs, data
+    if anchors is None or anchor_weights is None:
+        return outputs, data, data
+    temporal = [(weight * (outputs[k : k + 1] - anchor).square()).mean() for k, (anchor, weight) in enumerate(zip(anchors, anchor_weights))]
+    return outputs, data, data + torch.stack(temporal)
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ What tiling costs:
   slightly differently; the blend hides that as a smooth transition, not as a seam.
 
 A tiled video (`restore_video(..., tiling=...)`) runs one warm-started chain per tile position,
-the tiles of a frame one after the other: `fit_batch` has no warm starts, so its batching of
-tiles is not used there, and each tile's chain judges scene cuts on its own crop.
+each judging scene cuts on its own crop; the tiles of a frame are fitted `batch` at a time
+through `fit_batch`, the warm ones each from its tile's state of the previous frame.
 """
 
 from __future__ import annotations

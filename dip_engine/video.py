@@ -11,20 +11,26 @@ A chain restarts cold (a fresh network, the full budget) on its first frame, eve
 `scene_cut`: the previous restoration, seen through the task's forward map, explains the new
 observation far worse than its own (a jump in the data term) and leaves most of the new frame's
 variance unexplained.
+
+A tiled video (`restore_video(..., tiling=...)`) runs one such chain per tile position: the tile
+at frame t starts from the same tile at frame t−1, and each tile decides its own cold starts (a
+scene cut is judged on its crop). The tiles of a frame are fitted together: its cold tiles in one
+`fit_batch`, its warm ones in another that starts each from its tile's state.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dip_engine.batch import fit_batch
 from dip_engine.config import FitConfig, RestoreConfig, StoppingConfig
 from dip_engine.fit import Problem, fit
 from dip_engine.restore import check_image, prepare, resolve_device
@@ -201,6 +207,52 @@ def scene_cut(previous: Problem, previous_image: Tensor, current: Problem, ratio
     return new_residual > ratio * own_residual and new_residual > unexplained * spread
 
 
+@dataclass
+class _Chain:
+    """What one chain carries from a frame to the next, and its choice for the next frame: a cold
+    start (and why) or a warm one (from which state, with which temporal term). An untiled video
+    is one chain; a tiled one is a chain per tile position, advanced in lockstep."""
+
+    settings: ChainConfig
+    warmup: int  # the chain's first frames that only warm it up (see `restore_video`)
+    state: FitState | None = None  # the last frame's final state
+    previous: Problem | None = None  # the last frame's problem
+    image: Tensor | None = None  # ... and its restoration, C×H×W
+    since_cold: int = 0  # frames since the last cold start, that one included
+
+    def cold_reason(self, problem: Problem) -> str | None:
+        """Why the frame of `problem` starts cold ("first", "keyframe" or "cut"), or None: warm."""
+        settings = self.settings
+        if self.previous is None or self.image is None or self.state is None:
+            return "first"
+        if settings.keyframe_interval > 0 and self.since_cold >= settings.keyframe_interval:
+            return "keyframe"
+        if scene_cut(self.previous, self.image, problem, settings.cut_ratio, settings.cut_unexplained):
+            return "cut"
+        return None
+
+    def cold_fit(self, cold: FitConfig, reason: str) -> FitConfig:
+        """A cold start's fit configuration: the task's, or the short one of a chain's first frame
+        when its first frames only warm it up."""
+        return self.settings.warmup_cold_fit(cold) if reason == "first" and self.warmup > 0 else cold
+
+    def warm(self, problem: Problem) -> tuple[Problem, FitState]:
+        """A warm frame's problem, with the temporal term tying its static pixels to the previous
+        restoration when `temporal_weight` > 0, and the state it starts from (the previous one,
+        with its output average only under `carry_average`)."""
+        assert self.previous is not None and self.image is not None and self.state is not None
+        settings = self.settings
+        if settings.temporal_weight > 0:
+            weight = static_weight(self.previous.observation, problem.observation, problem.size, settings.static_threshold)
+            problem = replace(problem, anchor=self.image.unsqueeze(0), anchor_weight=settings.temporal_weight * weight)
+        return problem, self.state if settings.carry_average else replace(self.state, average=None)
+
+    def advance(self, problem: Problem, restoration: Restoration, cold: bool) -> None:
+        """Take in the frame just restored: its problem (as fitted) and its restoration."""
+        self.since_cold = 1 if cold else self.since_cold + 1
+        self.state, self.previous, self.image = restoration.state, problem, restoration.image
+
+
 def restore_video(
     frames: Iterable[Tensor],
     task: str | Task,
@@ -230,12 +282,14 @@ def restore_video(
     segment's overlap); with warmup > 0 the first cold start runs `warmup_cold_iterations` only.
     tiling: frames larger than its tile (`dip_engine.tiling.TilingConfig`, resolved on the first
     frame) are restored in tiles, each tile position its own warm-started chain over its crops
-    of the frames (see `_tiled_chains`); None, or a tiling resolving to one tile, is one chain.
+    of the frames, the tiles of a frame fitted together through `fit_batch` (see
+    `_tiled_chains`); None, or a tiling resolving to one tile, is one chain.
     Raises ValueError for a task that is not frame-wise or a frame that `restore` would reject.
     """
     spec = get_task(task) if isinstance(task, str) else task
     if spec.kind not in FRAME_WISE_KINDS:
         raise ValueError(f"task {spec.name!r} cannot restore video; frame-wise kinds are {', '.join(FRAME_WISE_KINDS)}")
+    settings = chain if chain is not None else ChainConfig.for_task(spec)
     if tiling is not None:
         yield from _tiled_video(
             frames,
@@ -244,7 +298,7 @@ def restore_video(
             masks=masks,
             scale=scale,
             config=config,
-            chain=chain,
+            settings=settings,
             seed=seed,
             device=device,
             references=references,
@@ -252,72 +306,33 @@ def restore_video(
             warmup=warmup,
         )
         return
-    settings = chain if chain is not None else ChainConfig.for_task(spec)
     target = resolve_device(device)
     mask_stream, reference_stream = _per_frame(masks), _per_frame(references)
-
-    state: FitState | None = None
-    previous: tuple[Problem, Restoration] | None = None
-    since_cold = 0
+    line = _Chain(settings, warmup)
     for index, frame in enumerate(frames):
         mask, reference = next(mask_stream), next(reference_stream)
         if index == 0:  # the first frame's mask chooses the inpainting network of the chain
             cold_config = config if config is not None else spec.config_for(scale=scale, mask=mask)
             warm_fit = settings.warm_fit(cold_config.fit)
         _, problem = prepare(frame, spec, mask=mask, scale=scale if spec.kind == "sr" else None)
-        if previous is not None and frame.shape != previous[0].observation.shape[1:]:
+        if line.previous is not None and frame.shape != line.previous.observation.shape[1:]:
             raise ValueError(
-                f"frame {index} has shape {tuple(frame.shape)}; the chain's frames are {tuple(previous[0].observation.shape[1:])}"
+                f"frame {index} has shape {tuple(frame.shape)}; the chain's frames are {tuple(line.previous.observation.shape[1:])}"
             )
         ref = None if reference is None else check_image("reference", reference).unsqueeze(0).float().to(target)
-
-        keyframe_due = settings.keyframe_interval > 0 and since_cold >= settings.keyframe_interval
-        cold_reason: str | None = None
-        if previous is None or state is None:
-            cold_reason = "first"
-        elif keyframe_due:
-            cold_reason = "keyframe"
-        elif scene_cut(previous[0], previous[1].image, problem, settings.cut_ratio, settings.cut_unexplained):
-            cold_reason = "cut"
-        if cold_reason is not None:
-            short = cold_reason == "first" and warmup > 0
-            fit_config = settings.warmup_cold_fit(cold_config.fit) if short else cold_config.fit
+        reason = line.cold_reason(problem)
+        if reason is not None:
+            fit_config = line.cold_fit(cold_config.fit, reason)
             result = fit(problem, cold_config.net, fit_config, seed=seed, device=target, reference=ref, steps=steps)
-            outcome = FrameResult(index, result, cold=True, reason=cold_reason)
         else:
-            assert previous is not None and state is not None
-            last_problem, last_result = previous
-            if settings.temporal_weight > 0:
-                weight = static_weight(last_problem.observation, problem.observation, problem.size, settings.static_threshold)
-                anchor = last_result.image.unsqueeze(0)
-                problem = replace(problem, anchor=anchor, anchor_weight=settings.temporal_weight * weight)
+            problem, start = line.warm(problem)
             result = fit(
-                problem,
-                cold_config.net,
-                warm_fit,
-                seed=seed + index,
-                device=target,
-                initial_state=state if settings.carry_average else replace(state, average=None),
-                reference=ref,
-                steps=steps,
+                problem, cold_config.net, warm_fit, seed=seed + index, device=target, initial_state=start, reference=ref, steps=steps
             )
-            outcome = FrameResult(index, result, cold=False, reason="warm")
-        since_cold = 1 if outcome.cold else since_cold + 1
-        state = outcome.restoration.state
-        outcome.restoration.image = outcome.restoration.image.to(frame.device)
-        outcome.restoration.task = spec.name
-        previous = (problem, outcome.restoration)
-        yield outcome
-
-
-# Starts one untiled chain over (frames, masks, references, seed): the tiled video's chain per tile.
-ChainStarter = Callable[[Iterable[Tensor], Tensor | Iterable[Tensor] | None, Iterable[Tensor] | None, int], Iterator[FrameResult]]
-
-
-def _fed(queue: deque[Tensor]) -> Iterator[Tensor]:
-    """The items put into `queue`, taken as a chain asks for them (the tiled chains' frames)."""
-    while queue:
-        yield queue.popleft()
+        result.image = result.image.to(frame.device)
+        result.task = spec.name
+        line.advance(problem, result, cold=reason is not None)
+        yield FrameResult(index, result, cold=reason is not None, reason=reason or "warm")
 
 
 def _peek_mask(masks: Tensor | Iterable[Tensor] | None) -> tuple[Tensor | None, Tensor | Iterable[Tensor] | None]:
@@ -339,15 +354,15 @@ def _tiled_video(
     masks: Tensor | Iterable[Tensor] | None,
     scale: int | None,
     config: RestoreConfig | None,
-    chain: ChainConfig | None,
+    settings: ChainConfig,
     seed: int,
     device: torch.device | str | None,
     references: Iterable[Tensor] | None,
     steps: CompiledSteps | None,
     warmup: int,
 ) -> Iterator[FrameResult]:
-    """`restore_video` with a tiling: the plan is made on the first frame (the configuration
-    chosen for its whole mask, as untiled); one tile covering the frame leaves one chain."""
+    """`restore_video` with a tiling: the plan (tile and batch) is made on the first frame (the
+    configuration chosen for its whole mask, as untiled); one tile covering the frame leaves one chain."""
     stream = iter(frames)
     first = next(stream, None)
     if first is None:
@@ -358,61 +373,106 @@ def _tiled_video(
     cold_config = config if config is not None else spec.config_for(scale=scale, mask=first_mask)
     factor = problem.size[0] // first.shape[-2]
     shape = (first.shape[0], first.shape[1], first.shape[2])
-    plan = tiling.plan(spec, cold_config, shape, scale=factor, mask=first_mask, device_type=resolve_device(device).type)
+    target = resolve_device(device)
+    plan = tiling.plan(spec, cold_config, shape, scale=factor, mask=first_mask, device_type=target.type)
     frames = itertools.chain([first], stream)
-
-    def chain_over(
-        frames: Iterable[Tensor], masks: Tensor | Iterable[Tensor] | None, references: Iterable[Tensor] | None, seed: int
-    ) -> Iterator[FrameResult]:
-        """One untiled chain with this call's settings (the configuration chosen for the first frame's whole mask)."""
-        return restore_video(
+    if plan is None:
+        yield from restore_video(
             frames,
             spec,
-            masks=masks,
+            masks=again,
             scale=scale,
             config=cold_config,
-            chain=chain,
+            chain=settings,
             seed=seed,
-            device=device,
+            device=target,
             references=references,
             steps=steps,
             warmup=warmup,
         )
-
-    if plan is None:
-        yield from chain_over(frames, again, references, seed)
         return
-    grid = tile_grid(shape[1], shape[2], plan[0], tiling.overlap)
-    yield from _tiled_chains(frames, spec, grid, tiling.overlap, factor, again, references, seed, chain_over)
+    tile, batch = plan
+    grid = tile_grid(shape[1], shape[2], tile, tiling.overlap)
+    chains = [_Chain(settings, warmup) for _ in grid]
+    fits = _TileFits(spec, cold_config, settings.warm_fit(cold_config.fit), seed, target, steps, batch or len(grid))
+    yield from _tiled_chains(frames, grid, chains, fits, overlap=tiling.overlap, scale=factor, masks=again, references=references)
+
+
+@dataclass(frozen=True)
+class _TileFits:
+    """How a tiled video fits the tiles of a frame: `batch` at most per `fit_batch`, tile k of the
+    grid seeded seed + k (seed + k + t for its warm frame t, as its chain alone would be)."""
+
+    spec: Task
+    config: RestoreConfig  # the cold starts' (the task's for the first frame's whole mask)
+    warm_fit: FitConfig
+    seed: int
+    device: torch.device
+    steps: CompiledSteps | None
+    batch: int
+
+    def run(
+        self,
+        tiles: list[int],
+        problems: list[Problem],
+        references: list[Tensor | None],
+        fit_config: FitConfig,
+        starts: dict[int, FitState] | None = None,
+        frame: int = 0,
+    ) -> dict[int, Restoration]:
+        """The restorations of the `tiles` (grid indices) of a frame's `problems` (one per grid
+        tile), fresh or each from `starts[k]` (warm frame `frame`), with the states they stopped
+        at; `batch` tiles at most per `fit_batch`."""
+        results: dict[int, Restoration] = {}
+        for begin in range(0, len(tiles), self.batch):
+            group = tiles[begin : begin + self.batch]
+            fitted = fit_batch(
+                [problems[k] for k in group],
+                self.config.net,
+                fit_config,
+                seeds=[self.seed + k + frame for k in group],
+                device=self.device,
+                references=[references[k] for k in group],
+                steps=self.steps,
+                initial_states=None if starts is None else [starts[k] for k in group],
+                keep_states=True,
+            )
+            results.update(zip(group, fitted))
+        return results
+
+
+def _tile_problem(spec: Task, frame: Tensor, mask: Tensor | None, tile: Tile, scale: int, index: int) -> Problem:
+    """The problem of one tile of frame `index`: the task's operator on the tile's crops (copies:
+    a chain keeps its last problem, not the whole frame)."""
+    if mask is not None and not bool((tile.crop(mask) != 0).any()):
+        raise ValueError(f"frame {index}: {tile} has no known pixel in the mask; tiles must see known pixels (use larger tiles)")
+    crop_mask = None if mask is None else tile.crop(mask).clone()
+    _, problem = prepare(tile.crop(frame).clone(), spec, mask=crop_mask, scale=scale if spec.kind == "sr" else None)
+    return problem
 
 
 def _tiled_chains(
     frames: Iterable[Tensor],
-    spec: Task,
     grid: list[Tile],
+    chains: list[_Chain],
+    fits: _TileFits,
+    *,
     overlap: int,
     scale: int,
     masks: Tensor | Iterable[Tensor] | None,
     references: Iterable[Tensor] | None,
-    seed: int,
-    chain_over: ChainStarter,
 ) -> Iterator[FrameResult]:
-    """Tiled frames: one warm-started chain per tile position (`chain_over(its crops of the frames,
-    of the masks, of the references, seed + its index)`), advanced in lockstep: each frame's crops
-    are handed to every chain, each chain restores its crop (warm from the same tile of the
-    previous frame), and the frame is blended from them. The tiles of a frame are fitted one after
-    the other, not batched through `fit_batch`, which has no warm starts. Each tile's chain decides
-    its own cold starts (a scene cut is judged per tile); the frame is cold when any tile is, with
-    the most common reason among its cold tiles. Every frame is checked whole, as `restore` would,
-    and every tile must see a known pixel of the mask."""
-    feeds: list[deque[Tensor]] = [deque() for _ in grid]
-    mask_feeds: list[deque[Tensor]] | None = None if masks is None or isinstance(masks, Tensor) else [deque() for _ in grid]
-    reference_feeds: list[deque[Tensor]] | None = None if references is None else [deque() for _ in grid]
-    chains = []
-    for k, tile in enumerate(grid):
-        tile_masks = tile.crop(masks) if isinstance(masks, Tensor) else None if mask_feeds is None else _fed(mask_feeds[k])
-        tile_references = None if reference_feeds is None else _fed(reference_feeds[k])
-        chains.append(chain_over(_fed(feeds[k]), tile_masks, tile_references, seed + k))
+    """Tiled frames: one warm-started chain per tile position (`chains[k]` for `grid[k]`),
+    advanced in lockstep. For each frame every tile's chain decides, on its crop, whether the
+    tile starts cold (its first frame, a keyframe, a scene cut judged on the tile) or warm from
+    the same tile of the previous frame (with its own temporal term); then the frame's cold
+    tiles are fitted together in one `fit_batch` (fresh, tile k seeded seed + k) and its warm
+    tiles in another, each from its tile's state (seeded seed + k + the frame's index), at most
+    `fits.batch` tiles per batch; each batch hands back the state every tile stopped at. The
+    frame is blended from its tiles; it is cold when any tile is, with the most common reason
+    among its cold tiles. Every frame is checked whole, as `restore` would, and every tile must
+    see a known pixel of the mask."""
+    spec = fits.spec
     mask_stream, reference_stream = _per_frame(masks), _per_frame(references)
     shape: torch.Size | None = None
     for index, frame in enumerate(frames):
@@ -424,17 +484,31 @@ def _tiled_chains(
         shape = frame.shape
         if reference is not None:
             reference = check_reference(reference, frame.shape[0], whole.size)
-        for k, tile in enumerate(grid):
-            if mask is not None and not bool((tile.crop(mask) != 0).any()):
-                raise ValueError(f"frame {index}: {tile} has no known pixel in the mask; tiles must see known pixels (use larger tiles)")
-            feeds[k].append(tile.crop(frame).clone())  # a copy: a chain keeps its last crop, not the whole frame
-            if mask_feeds is not None and mask is not None:
-                mask_feeds[k].append(tile.crop(mask).clone())
-            if reference_feeds is not None and reference is not None:
-                reference_feeds[k].append(tile.scaled(scale).crop(reference).clone())
-        outcomes = [next(tile_chain) for tile_chain in chains]
-        restorations = [outcome.restoration for outcome in outcomes]
+        problems = [_tile_problem(spec, frame, mask, tile, scale, index) for tile in grid]
+        crops = [None if reference is None else tile.scaled(scale).crop(reference).unsqueeze(0).float().contiguous() for tile in grid]
+        reasons = [line.cold_reason(problem) for line, problem in zip(chains, problems)]
+
+        results: dict[int, Restoration] = {}
+        by_config: dict[FitConfig, list[int]] = {}  # the cold tiles (all or none a chain's short first start)
+        for k, reason in enumerate(reasons):
+            if reason is not None:
+                by_config.setdefault(chains[k].cold_fit(fits.config.fit, reason), []).append(k)
+        for fit_config, cold in by_config.items():
+            results.update(fits.run(cold, problems, crops, fit_config))
+        warm = [k for k, reason in enumerate(reasons) if reason is None]
+        starts: dict[int, FitState] = {}
+        for k in warm:
+            problems[k], starts[k] = chains[k].warm(problems[k])
+        if warm:
+            results.update(fits.run(warm, problems, crops, fits.warm_fit, starts, frame=index))
+
+        restorations = [results[k] for k in range(len(grid))]
+        for k, (line, result) in enumerate(zip(chains, restorations)):
+            result.image = result.image.to(frame.device)
+            result.task = spec.name
+            line.advance(problems[k], result, cold=reasons[k] is not None)
         image = blend_tiles(restorations, grid, scale, whole.size, overlap).to(frame.device)
-        cold = [outcome.reason for outcome in outcomes if outcome.cold]
+        cold_reasons = [reason for reason in reasons if reason is not None]
         combined = summarise(restorations, image, spec.name, time.perf_counter() - started)
-        yield FrameResult(index, combined, cold=bool(cold), reason=Counter(cold).most_common(1)[0][0] if cold else "warm")
+        reason = Counter(cold_reasons).most_common(1)[0][0] if cold_reasons else "warm"
+        yield FrameResult(index, combined, cold=bool(cold_reasons), reason=reason)

@@ -5,11 +5,14 @@ iteration the batched images differ from the separate fits by ~1.5e-6, after 100
 up to 2e-2 — as much as a single fit run in channels_last differs from itself in NCHW: Adam
 amplifies rounding differences in near-zero gradients (conv biases before batch norm). In
 float64 the same 100 iterations end bit-identical to the separate fits. The tests pin that, the
-first float32 step, and the float32 end's PSNR.
+first float32 step, and the float32 end's PSNR; and, for warm starts (a video frame's tiles, each
+continuing its own chain), that a warm batch ends, with or without a temporal term, where warm
+`fit`s from the same states end, handing back the states each problem stopped at.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,9 +23,11 @@ import torch
 from dip_engine import (
     Denoising,
     FitConfig,
+    FitState,
     GuardConfig,
     NetConfig,
     Performance,
+    Problem,
     Restoration,
     StoppingConfig,
     fit,
@@ -32,6 +37,7 @@ from dip_engine import (
 )
 from dip_engine.nets import Generator, build_generator, split_state, stack_states
 from dip_engine.restore import prepare
+from dip_engine.video import static_weight
 from tests.conftest import photo
 
 SMALL_NET = NetConfig(channels_down=(16, 16, 16), channels_up=(16, 16, 16), channels_skip=(4, 4, 4), input_depth=8)
@@ -167,3 +173,116 @@ def test_a_batch_holds_one_shape_and_one_task(crops: Crops) -> None:
         fit_batch([prepare(noisy[0], "denoise")[1], small], SMALL_NET, _fixed(1), seeds=(0, 1), device=CPU)
     with pytest.raises(ValueError, match="one seed per problem"):
         fit_batch([small, small], SMALL_NET, _fixed(1), seeds=(0,), device=CPU)
+
+
+def _warm_fit(iterations: int, stopping: StoppingConfig | None = None) -> FitConfig:
+    """A video chain's warm frame: a short output average and few iterations (fixed, unless `stopping`)."""
+    return replace(_fixed(iterations), average=0.9, stopping=stopping or StoppingConfig(kind="fixed"))
+
+
+def _warm_problems(crops: Crops, temporal: bool) -> tuple[list[FitState], list[Problem]]:
+    """Two chains after their cold frame (40 fixed iterations each: equal Adam step counts), and
+    their next frames (the same crops, new noise), tied to the cold restorations where `temporal`."""
+    clean, noisy = crops
+    cold = [prepare(n, "denoise")[1] for n in noisy[:2]]
+    firsts = [fit(p, SMALL_NET, _fixed(40), seed=s, device=CPU) for p, s in zip(cold, SEEDS)]
+    noise = Denoising(sigma=25 / 255)
+    following = [prepare(noise.degrade(c, torch.Generator().manual_seed(10 + k)), "denoise")[1] for k, c in enumerate(clean[:2])]
+    if temporal:
+        following = [
+            replace(p, anchor=r.image.unsqueeze(0), anchor_weight=2.0 * static_weight(c.observation, p.observation, p.size, 0.05))
+            for p, c, r in zip(following, cold, firsts)
+        ]
+    states = [r.state for r in firsts]
+    assert all(s is not None for s in states)
+    return [s for s in states if s is not None], following
+
+
+def _same_state(a: FitState | None, b: FitState | None) -> None:
+    """Two final states hold the same weights, Adam moments and step counts, code and average."""
+    assert a is not None and b is not None
+    assert a.weights.keys() == b.weights.keys()
+    for name, value in a.weights.items():
+        torch.testing.assert_close(b.weights[name], value, atol=1e-8, rtol=0, msg=name)
+    assert a.optimizer["state"].keys() == b.optimizer["state"].keys()
+    for index, entry in a.optimizer["state"].items():
+        assert float(b.optimizer["state"][index]["step"]) == float(entry["step"])
+        for name in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(b.optimizer["state"][index][name], entry[name], atol=1e-10, rtol=0)
+    assert torch.equal(a.code, b.code)
+    assert a.average is not None and b.average is not None
+    torch.testing.assert_close(b.average, a.average, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("temporal", [False, True], ids=["plain", "temporal"])
+def test_a_warm_batch_continues_each_state_as_a_warm_fit_alone(crops: Crops, float64: None, temporal: bool) -> None:
+    """Two chains' next frames fitted in one batch from their states end where two warm `fit`s
+    from the same states and seeds end, with the temporal term too (its loss history is the data
+    term, as `fit`'s), and hand back the same final states."""
+    states, problems = _warm_problems(crops, temporal)
+    seeds = [s + 1 for s in SEEDS[:2]]
+    batched = fit_batch(problems, SMALL_NET, _warm_fit(30), seeds=seeds, device=CPU, initial_states=states, keep_states=True)
+    # `fit` continues Adam's moments in place: each warm fit alone gets its own copy of the state.
+    alone = [
+        fit(p, SMALL_NET, _warm_fit(30), seed=s, device=CPU, initial_state=copy.deepcopy(st)) for p, s, st in zip(problems, seeds, states)
+    ]
+    for a, b in zip(alone, batched):
+        assert b.history.loss == pytest.approx(a.history.loss, rel=1e-9)
+        assert (a.image - b.image).abs().max().item() < 1e-5
+        _same_state(a.state, b.state)
+        assert float(next(iter(b.state.optimizer["state"].values()))["step"]) == 40 + 30  # type: ignore[union-attr]
+    if temporal:  # the term did act: the same frames without it end elsewhere
+        untied = fit_batch(
+            [replace(p, anchor=None, anchor_weight=None) for p in problems],
+            SMALL_NET,
+            _warm_fit(30),
+            seeds=seeds,
+            device=CPU,
+            initial_states=states,
+        )
+        assert all((u.image - b.image).abs().max().item() > 1e-3 for u, b in zip(untied, batched))
+
+
+def test_each_problem_hands_back_its_state_at_its_own_stop(crops: Crops, float64: None) -> None:
+    """Warm frames stopped early by the chain's criterion: problem 1 stops at iteration 38 and
+    leaves the batch, problem 0 runs on to 75; each returned state is the one its warm fit alone
+    ends with (not one moved on by Adam's momentum while the other problem kept the batch going)."""
+    states, problems = _warm_problems(crops, temporal=False)
+    seeds = [s + 1 for s in SEEDS[:2]]
+    config = _warm_fit(75, StoppingConfig(window=10, patience=20, min_iterations=20, lag=10))
+    batched = fit_batch(problems, SMALL_NET, config, seeds=seeds, device=CPU, initial_states=states, keep_states=True)
+    alone = [fit(p, SMALL_NET, config, seed=s, device=CPU, initial_state=copy.deepcopy(st)) for p, s, st in zip(problems, seeds, states)]
+    assert len({r.iterations for r in batched}) > 1 and min(r.iterations for r in batched) < config.max_iterations
+    for a, b in zip(alone, batched):
+        assert (b.stop_reason, b.iterations, b.kept_iteration) == (a.stop_reason, a.iterations, a.kept_iteration)
+        assert (a.image - b.image).abs().max().item() < 1e-5
+        _same_state(a.state, b.state)
+
+
+def test_fresh_batches_keep_states_only_when_asked(crops: Crops) -> None:
+    """A fresh batch returns no states unless asked; asked, a poisoned problem refitted alone
+    keeps the state its `fit` ends with."""
+    problems = [prepare(n, "denoise")[1] for n in crops[1]]
+    config = _fixed(10)
+    assert all(r.state is None for r in fit_batch(problems[:2], SMALL_NET, config, seeds=SEEDS[:2], device=CPU))
+
+    def poison(iteration: int, outputs: torch.Tensor, net: torch.nn.Module) -> None:
+        if iteration == 5:
+            with torch.no_grad():
+                net.head.bias[3:6].fill_(math.nan)  # type: ignore[index,union-attr]  # problem 1's output channels
+
+    kept = fit_batch(problems, SMALL_NET, config, seeds=SEEDS, device=CPU, callback=poison, keep_states=True)
+    alone = fit(problems[1], SMALL_NET, config, seed=SEEDS[1], device=CPU)
+    assert all(r.state is not None for r in kept)
+    assert kept[1].state is not None and alone.state is not None
+    assert all(torch.equal(kept[1].state.weights[name], value) for name, value in alone.state.weights.items())
+
+
+def test_a_batch_starts_all_problems_warm_or_none_and_ties_all_or_none_in_time(crops: Crops) -> None:
+    states, problems = _warm_problems((crops[0][:2], crops[1][:2]), temporal=True)
+    with pytest.raises(ValueError, match="all problems warm or none"):
+        fit_batch(problems, SMALL_NET, _fixed(1), seeds=(0, 1), device=CPU, initial_states=[states[0], None])
+    with pytest.raises(ValueError, match="one per problem"):
+        fit_batch(problems, SMALL_NET, _fixed(1), seeds=(0, 1), device=CPU, initial_states=states[:1])
+    with pytest.raises(ValueError, match="temporal term; all or none"):
+        fit_batch([problems[0], replace(problems[1], anchor=None, anchor_weight=None)], SMALL_NET, _fixed(1), seeds=(0, 1), device=CPU)

@@ -39,6 +39,7 @@ from dip_engine.tiling import (
     Blender,
     Tile,
     TilingConfig,
+    blend_tiles,
     blend_weight,
     choose_tiling,
     min_tile_for,
@@ -294,6 +295,35 @@ def test_a_tiled_video_is_a_warm_chain_per_tile() -> None:
     assert all(f.image.shape == (3, 64, 64) and f.restoration.tiles == 4 for f in frames)
     for f, c, n in zip(frames, clean, noisy):
         assert psnr(f.image, c) > psnr(n, c) + 1.0
+
+
+def test_the_tiles_of_a_frame_are_fitted_in_batches_each_continuing_its_own_chain(float64: None) -> None:
+    """A tiled video's frame is fitted in batches of tiles (here all 4 at once, or 3 then 1), each
+    tile warm from the same tile of the previous frame with its own temporal term: in float64 the
+    frames are those blended from each tile position's crops restored alone as an untiled chain
+    (seeded seed + k). The warm frames run fixed budgets, so every tile's Adam counts the same
+    steps (a batch continues from the largest count: unequal counts would differ slightly)."""
+    clean = camera_clip(photo("astronaut", 0, 0, 160, 160), 3, 64, pan=(0.0, 2.0))
+    noisy = [_noisy(frame, seed=k) for k, frame in enumerate(clean)]
+    config = _config("denoise", 40)
+    chain = ChainConfig(warm_max_iterations=10, warm_stopping=StoppingConfig(kind="fixed"))
+    grid = tile_grid(64, 64, TILING.tile or 0, TILING.overlap)
+    tiled = {
+        batch: list(restore_video(noisy, "denoise", config=config, chain=chain, seed=3, tiling=replace(TILING, batch=batch)))
+        for batch in (None, 3)
+    }
+    alone = [
+        list(restore_video([tile.crop(f) for f in noisy], "denoise", config=config, chain=chain, seed=3 + k)) for k, tile in enumerate(grid)
+    ]
+    assert len(grid) == 4 and all([f.reason for f in tile_chain] == ["first", "warm", "warm"] for tile_chain in alone)
+    for t in range(3):
+        expected = blend_tiles([tile_chain[t].restoration for tile_chain in alone], grid, 1, (64, 64), TILING.overlap)
+        for frames in tiled.values():
+            assert (frames[t].image - expected).abs().max().item() < 1e-5
+    for frames in tiled.values():
+        assert [(f.cold, f.reason) for f in frames] == [(True, "first"), (False, "warm"), (False, "warm")]
+        # Iterations summed over the 4 tiles: a warm frame costs a quarter of the cold one.
+        assert [f.restoration.iterations for f in frames] == [4 * 40, 4 * 10, 4 * 10]
 
 
 def test_tiling_rejects_what_it_cannot_do() -> None:

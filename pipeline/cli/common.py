@@ -44,10 +44,11 @@ def print_problems(problems: list[ManifestProblem], manifest: Path, lines_to: Co
     )
 
 
-def load_manifest(manifest: Path) -> list[ManifestRow]:
-    """The rows of `manifest`, or exit 2 after printing every problem it has."""
+def load_manifest(manifest: Path, *, out: Path | None = None) -> list[ManifestRow]:
+    """The rows of `manifest` (with `out`, the output folder: no output may resolve outside it),
+    or exit 2 after printing every problem it has."""
     try:
-        return parse_manifest(manifest)
+        return parse_manifest(manifest, out_dir=out)
     except ManifestError as error:
         print_problems(error.problems, manifest, console(stderr=True))
         raise typer.Exit(EXIT_USAGE) from None

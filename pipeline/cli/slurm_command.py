@@ -47,7 +47,7 @@ def submit_command(
     from pipeline.slurm.render import JobRequest
     from pipeline.slurm.submit import script_text, submit_job
 
-    load_manifest(manifest)  # every problem of the manifest now, not in the queue hours later
+    load_manifest(manifest, out=out)  # every problem of the manifest now, not in the queue hours later
     check_out_folder(out)
     try:
         request = JobRequest(

@@ -14,6 +14,19 @@ from pipeline.manifest import parse_manifest, validate_manifest
 
 def validate_command(
     manifest: Annotated[Path, typer.Argument(help="The manifest CSV to check.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="The output folder `pipeline run` will write to: no output may resolve outside it (symbolic links)."
+        ),
+    ] = None,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Decode every image whole (inputs, flash images, references, frames), not only its header: finds damaged pixel data.",
+        ),
+    ] = False,
     workers: Annotated[int | None, typer.Option(min=1, help="As for `pipeline run`: the workers the memory is shared among.")] = None,
     memory_per_worker: Annotated[str | None, typer.Option(help="As for `pipeline run`: the memory one worker may use, e.g. 8G.")] = None,
     tile: Annotated[str, typer.Option(help="As for `pipeline run`: a tile side in input pixels, or 'auto'.")] = "auto",
@@ -21,8 +34,13 @@ def validate_command(
 ) -> None:
     """Check MANIFEST and its files, and that every image fits a worker's memory (in tiles if need
     be) with the given options as `pipeline run` would use them here; print every problem, one per
-    line (exit 2 if there is any)."""
-    problems = validate_manifest(manifest)
+    line (exit 2 if there is any).
+
+    Always: files exist, headers decode, sizes agree, masks are read whole and binary, video
+    files decode whole (their frames are counted). With --deep: every image is decoded whole too.
+    With --out: no output resolves outside that folder.
+    """
+    problems = validate_manifest(manifest, deep=deep, out_dir=out)
     out_console = console()
     if problems:
         print_problems(problems, manifest, out_console)
@@ -43,4 +61,7 @@ def validate_command(
         )
         raise typer.Exit(EXIT_USAGE)
     videos = sum(row.is_video for row in rows)
-    out_console.print(f"manifest OK: {plural(len(rows), 'row')} ({plural(len(rows) - videos, 'image')}, {plural(videos, 'video')})")
+    checked = "every image decoded whole" if deep else "image headers read, masks decoded whole (--deep decodes every image)"
+    out_console.print(
+        f"manifest OK: {plural(len(rows), 'row')} ({plural(len(rows) - videos, 'image')}, {plural(videos, 'video')}); {checked}"
+    )

@@ -54,6 +54,12 @@ class SequenceInfo:
     bit_depth: str  # of the stored samples: "uint8" for video files; the first frame's otherwise
     fps: float | None  # a video file's own frame rate (None for frame images, which have none)
     has_audio: bool  # a video file with an audio track
+    expected_frames: int | None = None  # a video file's header: duration × rate (None for frame images)
+
+    @property
+    def missing_frames(self) -> int:
+        """Frames the header promises that did not decode (0 when it promises none, or no more)."""
+        return max(0, (self.expected_frames or 0) - self.frames)
 
 
 def is_frame_pattern(path: PurePath | str) -> bool:
@@ -144,7 +150,8 @@ def _probe_frames(path: Path, files: list[Path], every_frame: bool) -> SequenceI
 def probe_sequence(path: Path | str, *, every_frame: bool = False) -> SequenceInfo:
     """Kind, frame count, frame shape, bit depth, frame rate and audio of a frame sequence.
 
-    A video file is decoded once to count its frames. For frame images the first frame is
+    A video file is decoded once to count its frames (and its header's duration × rate kept as
+    `expected_frames`, which a truncated file falls short of). For frame images the first frame is
     decoded; with `every_frame` every other frame's header is read too and must give the same
     C×H×W (the check `pipeline validate` makes). Raises SequenceError saying what is wrong.
     """
@@ -156,7 +163,9 @@ def probe_sequence(path: Path | str, *, every_frame: bool = False) -> SequenceIn
             raise SequenceError(str(error), path) from error
         if not info.frames:
             raise SequenceError(f"ffmpeg found no frames in {path}; check that the file is a complete video", path)
-        return SequenceInfo("video", info.frames, 3, info.height, info.width, "uint8", info.fps or None, info.has_audio)
+        return SequenceInfo(
+            "video", info.frames, 3, info.height, info.width, "uint8", info.fps or None, info.has_audio, info.expected_frames
+        )
     return _probe_frames(path, frame_files(path), every_frame)
 
 

@@ -42,6 +42,7 @@ class VideoInfo:
     height: int
     frames: int | None  # counted by decoding the stream; None if that failed or was skipped
     has_audio: bool
+    expected_frames: int | None = None  # what the container's header promises: duration × rate (None if it does not say)
 
 
 def is_video_path(path: PurePath | str) -> bool:
@@ -103,8 +104,10 @@ def probe_video(path: Path | str, *, count_frames: bool = True) -> VideoInfo:
     """Frame rate, frame size, frame count and whether there is an audio track.
 
     The frame count comes from decoding the whole video stream (exact, but it takes a while for
-    long videos); pass `count_frames=False` to skip it (frames is then None). Raises
-    VideoReadError for a missing, unsupported or undecodable file.
+    long videos); pass `count_frames=False` to skip it (frames is then None). `expected_frames`
+    is what the container's header promises instead, its duration times its rate (rounded; the
+    duration is the container's, to 1/100 s): a truncated file decodes fewer frames than that.
+    Raises VideoReadError for a missing, unsupported or undecodable file.
     """
     path = _check_video_file(path)
     reader = imageio_ffmpeg.read_frames(ffmpeg_url(path))
@@ -113,12 +116,14 @@ def probe_video(path: Path | str, *, count_frames: bool = True) -> VideoInfo:
     finally:
         reader.close()  # stops ffmpeg
     width, height = meta["size"]
+    fps, duration = float(meta.get("fps") or 0.0), float(meta.get("duration") or 0.0)
     return VideoInfo(
-        fps=float(meta.get("fps") or 0.0),
+        fps=fps,
         width=int(width),
         height=int(height),
         frames=_count_frames(path) if count_frames else None,
         has_audio="audio_codec" in meta,
+        expected_frames=round(duration * fps) if duration > 0 and fps > 0 else None,
     )
 
 
@@ -205,7 +210,8 @@ class VideoWriter:
     padded). `lossless=True` overrides codec and pixel format with lossless RGB H.264
     (libx264rgb, qp 0): frames read back bit-exact. `audio_from` copies (re-encoding to AAC) the
     first audio track of another file, such as the source video, cut (or padded with silence) to
-    the video's length; a file without audio is ignored.
+    the video's length; a file without audio is ignored. `root`: the output folder the video must
+    resolve inside (see `atomic_path`).
     """
 
     def __init__(
@@ -221,8 +227,10 @@ class VideoWriter:
         lossless: bool = False,
         preset: str | None = None,
         audio_from: Path | str | None = None,
+        root: Path | None = None,
     ) -> None:
         self.path = Path(path)
+        self.root = root
         if not is_video_path(self.path):
             raise ValueError(f"cannot write {self.path}: use a video extension, one of {', '.join(VIDEO_SUFFIXES)}")
         if not fps or fps <= 0:
@@ -273,7 +281,7 @@ class VideoWriter:
         if self._stack is not None:
             raise RuntimeError(f"VideoWriter for {self.path} is already open")
         with ExitStack() as stack:
-            tmp = stack.enter_context(atomic_path(self.path, keep_suffix=True))
+            tmp = stack.enter_context(atomic_path(self.path, keep_suffix=True, root=self.root))
             self._tmp = tmp
             encoder = self._start_encoder(tmp)
             stack.callback(encoder.close)  # runs before atomic_path's exit (last in, first out)

@@ -1,4 +1,8 @@
-"""The manifest's file checks: referenced files exist, images decode, sizes agree."""
+"""The manifest's file checks: referenced files exist, images decode, sizes agree, masks are binary.
+
+Images are probed from their headers; masks are decoded whole, and with `deep` every image
+(`pipeline.manifest.pixel_checks`).
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,34 @@ import os
 from pathlib import Path
 
 from pipeline.io import ImageReadError, is_frame_pattern, is_image_path, probe_image, shape_text
+from pipeline.manifest.pixel_checks import PixelChecks
 from pipeline.manifest.schema import MIN_SIDE, PATH_COLUMNS, RELATIVE_HINT, Draft, Report, Shape, output_shape
 from pipeline.manifest.video_checks import Sequences, check_video_row
 
 
-def check_files(drafts: list[Draft], report: Report) -> None:
+def check_files(drafts: list[Draft], report: Report, *, deep: bool = False) -> None:
     """Every referenced file exists; images decode and have the sizes their row implies.
 
     Video rows (a video file or frame images) are checked by `check_video_row`: the input
     decodes, masks and references fit its frames. Each file is probed once, however many rows
-    use it.
+    use it. Masks are then decoded whole and must be binary; with `deep`, every other image is
+    decoded whole too (`PixelChecks`), else only its header is read.
     """
     shapes: dict[Path, Shape | None] = {}
     sequences: Sequences = {}
+    pixels = PixelChecks(deep=deep)
     for draft in drafts:
         if draft.is_video:
             still_mask = draft.mask is not None and is_image_path(draft.mask) and not is_frame_pattern(draft.mask)
             mask = _probe(draft, "mask", shapes, report) if still_mask else None
-            check_video_row(draft, sequences, mask, report)
+            if mask is not None:
+                pixels.image(draft, "mask", report)
+            check_video_row(draft, sequences, mask, report, pixels)
             continue
         found = {column: _probe(draft, column, shapes, report) for column in PATH_COLUMNS}
+        for column in PATH_COLUMNS:
+            if found[column] is not None:
+                pixels.image(draft, column, report)
         if found["input"] is not None:
             _check_shapes(draft, found, report)
 

@@ -8,7 +8,9 @@ each problem reported at its row and column:
 * the mask (inpainting): one image of the frames' H×W, or frame images with one mask per frame,
   each of the frames' H×W;
 * the reference: a video or frame images with as many frames as the input, each of the
-  output's size (the input's, times the scale for super-resolution) and channel count.
+  output's size (the input's, times the scale for super-resolution) and channel count;
+* pixels (`PixelChecks`): every per-frame mask that fits is decoded and must be binary; with
+  `deep`, every frame image of the input and the reference is decoded whole.
 """
 
 from __future__ import annotations
@@ -17,21 +19,24 @@ import os
 from pathlib import Path
 
 from pipeline.io import SequenceError, SequenceInfo, is_frame_pattern, is_image_path, probe_sequence, shape_text
+from pipeline.manifest.pixel_checks import PixelChecks
 from pipeline.manifest.schema import MIN_SIDE, RELATIVE_HINT, Draft, Report, Shape, output_shape
 
 Sequences = dict[Path, SequenceInfo | None]  # what each path probed as (None: it had a problem)
 
 
-def check_video_row(draft: Draft, sequences: Sequences, mask_shape: Shape | None, report: Report) -> None:
+def check_video_row(draft: Draft, sequences: Sequences, mask_shape: Shape | None, report: Report, pixels: PixelChecks) -> None:
     """Check a video row's input, mask and reference (see the module docstring).
 
-    `mask_shape`: the C×H×W of a single mask image, already probed by the caller (None if the
-    mask is frame images, absent or unreadable).
+    `mask_shape`: the C×H×W of a single mask image, already probed (and its pixels checked) by
+    the caller (None if the mask is frame images, absent or unreadable).
     """
     source = probe_column(draft, "input", sequences, report)
     if source is None:
         return
     draft.source = source
+    if source.kind == "frames":
+        pixels.frames(draft, "input", report)
     if min(source.height, source.width) < MIN_SIDE:
         report.add(draft.line, "input", f"the frames are {source.height}x{source.width} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed")
     if mask_shape is not None and mask_shape[1:] != (source.height, source.width):
@@ -42,11 +47,13 @@ def check_video_row(draft: Draft, sequences: Sequences, mask_shape: Shape | None
         )
     if draft.mask is not None and not _is_still(draft.mask):
         masks = probe_column(draft, "mask", sequences, report)
-        if masks is not None:
-            _check_masks(draft, source, masks, report)
+        if masks is not None and _check_masks(draft, source, masks, report):
+            pixels.frames(draft, "mask", report)
     references = probe_column(draft, "reference", sequences, report)
     if references is not None:
         _check_reference(draft, source, references, report)
+        if references.kind == "frames":
+            pixels.frames(draft, "reference", report)
 
 
 def _is_still(path: Path) -> bool:
@@ -73,7 +80,9 @@ def probe_column(draft: Draft, column: str, sequences: Sequences, report: Report
     return sequences[path]
 
 
-def _check_masks(draft: Draft, source: SequenceInfo, masks: SequenceInfo, report: Report) -> None:
+def _check_masks(draft: Draft, source: SequenceInfo, masks: SequenceInfo, report: Report) -> bool:
+    """Whether the masks fit the frames (one per frame, of their size); each misfit reported."""
+    fits = masks.frames == source.frames and (masks.height, masks.width) == (source.height, source.width)
     if masks.frames != source.frames:
         report.add(
             draft.line,
@@ -86,6 +95,7 @@ def _check_masks(draft: Draft, source: SequenceInfo, masks: SequenceInfo, report
             "mask",
             f"the masks are {masks.height}x{masks.width} pixels (HxW) but the frames are {source.height}x{source.width}; they must cover them pixel for pixel",
         )
+    return fits
 
 
 def _check_reference(draft: Draft, source: SequenceInfo, reference: SequenceInfo, report: Report) -> None:

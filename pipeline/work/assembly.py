@@ -25,7 +25,7 @@ from dip_engine.temporal import TemporalConsistency
 from pipeline.io import VideoWriter, atomic_folder, iter_sequence, read_image, write_image
 from pipeline.records import VideoRecord
 from pipeline.work.common import UnitError, upsample_to
-from pipeline.work.units import AssemblyUnit, frame_name, frames_folder, segment_folder
+from pipeline.work.units import AssemblyUnit, frame_counts, frame_name, frames_folder, segment_folder
 
 
 def _restored_frames(unit: AssemblyUnit, out_dir: Path) -> Iterator[tuple[int, Path]]:
@@ -81,9 +81,11 @@ def _run(unit: AssemblyUnit, out_dir: Path, worker: str, attempt: int, started: 
     export_to = frames_folder(unit.output) if unit.frames_format else None
     with ExitStack() as stack:
         baselines = stack.enter_context(closing(iter_sequence(row.reference or row.input)))
-        export = stack.enter_context(atomic_folder(out_dir / export_to)) if export_to is not None else None
+        export = stack.enter_context(atomic_folder(out_dir / export_to, root=out_dir)) if export_to is not None else None
         writer = stack.enter_context(
-            VideoWriter(out_dir / unit.output, unit.fps, width, height, pix_fmt=_pixel_format(width, height), audio_from=audio)
+            VideoWriter(
+                out_dir / unit.output, unit.fps, width, height, pix_fmt=_pixel_format(width, height), audio_from=audio, root=out_dir
+            )
         )
         for index, stored in _restored_frames(unit, out_dir):
             loaded = read_image(stored)
@@ -102,6 +104,7 @@ def _run(unit: AssemblyUnit, out_dir: Path, worker: str, attempt: int, started: 
         row,
         unit.output.as_posix(),
         frames=combined["frames"],
+        **frame_counts(source),
         fps=unit.fps,
         segments=combined["segments"],
         iterations=combined["iterations"],

@@ -11,14 +11,8 @@ from torch import Tensor
 import dip_engine
 from dip_engine import RestoreConfig
 from dip_engine.tasks import with_max_iterations, with_performance
-from pipeline.io import read_image
+from pipeline.io.mask import read_mask as read_mask  # re-exported for the units; validation checks masks with it too
 from pipeline.manifest import ManifestRow
-
-# Mask samples at or below MASK_LOW are black, at or above MASK_HIGH white; anything between is
-# grey and makes the mask non-binary (a soft matte is rejected rather than guessed at). The band
-# tolerates the few levels JPEG compression moves a black-and-white mask by.
-MASK_LOW = 0.25
-MASK_HIGH = 0.75
 
 
 class UnitError(ValueError):
@@ -54,25 +48,6 @@ def output_bit_depth(input_bit_depth: str, output: Path) -> str:
     if suffix == ".png" and input_bit_depth == "float32":
         return "uint16"
     return input_bit_depth
-
-
-def read_mask(path: Path) -> Tensor:
-    """A mask image as a 1×H×W float tensor: 1 where the pixel is known, 0 where it is missing.
-
-    Any channel count is accepted. Each sample must be black (<= MASK_LOW) or white
-    (>= MASK_HIGH) after the usual scaling to [0, 1]; a pixel is known when every channel is
-    white (> 0.5), so for a colour mask only white means known. ValueError for a grey sample.
-    """
-    pixels = read_image(path).pixels
-    grey = (pixels > MASK_LOW) & (pixels < MASK_HIGH)
-    if grey.any():
-        count = int(grey.any(dim=0).sum())
-        raise ValueError(
-            f"the mask {path} is not binary: {count} of {grey[0].numel()} pixels are grey "
-            f"(between {MASK_LOW:.0%} and {MASK_HIGH:.0%} white); use white (1) for known pixels and "
-            "black (0) for missing ones"
-        )
-    return (pixels > 0.5).all(dim=0, keepdim=True).float()
 
 
 def engine_config(

@@ -55,7 +55,7 @@ def process_image(
         raise UnitError(row, f"{row.input} is a video; process_image restores images, video rows run as segments (pipeline.work.segment)")
     target = Path(out_dir) / row.output
     try:
-        return _run(row, target, device, worker, attempt, config_override, steps, started)
+        return _run(row, target, Path(out_dir), device, worker, attempt, config_override, steps, started)
     except UnitError:
         raise
     except ValueError as error:  # ImageReadError and the engine's checks: the user can act on them
@@ -65,6 +65,7 @@ def process_image(
 def _run(
     row: ManifestRow,
     target: Path,
+    out_dir: Path,
     device: str,
     worker: str,
     attempt: int,
@@ -91,7 +92,7 @@ def _run(
         steps=steps,
     )
     bit_depth = output_bit_depth(loaded.bit_depth, target)
-    write_image(target, result.image, bit_depth)
+    write_image(target, result.image, bit_depth, root=out_dir)  # refused if a link leads out of out_dir
     written = read_image(target).pixels if reference is not None else result.image
     return ImageRecord.of(
         row,

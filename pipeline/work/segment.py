@@ -25,6 +25,7 @@ from dip_engine.video import ChainConfig, FrameResult, restore_video
 from pipeline.io import atomic_folder, frame_files, is_frame_pattern, is_image_path, iter_sequence, read_image, write_image
 from pipeline.manifest import ManifestRow
 from pipeline.records import SegmentRecord
+from pipeline.video.jobs import short_video_problem
 from pipeline.work.common import UnitError, engine_config, output_bit_depth, quality_metrics, read_mask
 from pipeline.work.units import SegmentUnit, frame_name
 
@@ -88,10 +89,15 @@ def process_segment(
     With a reference, psnr/ssim_out compare each kept frame as written with its reference frame
     and psnr/ssim_in the input frame (bicubic-upsampled for super-resolution); the record holds
     their means over the kept frames. Raises UnitError (naming the row and the segment) for what
-    the user can fix: unreadable frames, a non-binary mask, anything the engine rejects.
+    the user can fix: unreadable frames, a non-binary mask, anything the engine rejects, and a
+    video file that decodes short of its header's duration × rate unless `unit.allow_short_video`
+    (`pipeline.video.jobs.short_video_problem`; a file cut since planning fails while decoding).
     """
     started = time.perf_counter()
     segment = unit.segment
+    short = None if unit.allow_short_video else short_video_problem(unit.source)
+    if short is not None:  # a truncated video file: nothing is decoded or fitted
+        raise UnitError(unit.row, short)
     try:
         return _run(unit, Path(out_dir), device, worker, attempt, config_override, chain_override, steps, started)
     except UnitError:
@@ -127,7 +133,7 @@ def _run(
         references = None
         if row.reference is not None:
             references = stack.enter_context(closing(iter_sequence(row.reference, segment.start, segment.stop)))
-        folder = stack.enter_context(atomic_folder(out_dir / unit.output))
+        folder = stack.enter_context(atomic_folder(out_dir / unit.output, root=out_dir))
         masks = _masks(row, order)
         first_mask: Tensor | None  # the first frame's mask chooses the chain's inpainting network
         if masks is None or isinstance(masks, Tensor):

@@ -80,7 +80,7 @@ def _run(
     )
     del x0, mask, flash
     restored = torch.stack([result.image.detach().float().cpu() for result in results]).numpy()
-    with atomic_path(out_dir / unit.output, keep_suffix=True) as temporary, open(temporary, "wb") as handle:
+    with atomic_path(out_dir / unit.output, keep_suffix=True, root=out_dir) as temporary, open(temporary, "wb") as handle:
         np.save(handle, restored)
     return TileGroupRecord.of(
         row,

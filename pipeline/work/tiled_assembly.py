@@ -61,7 +61,7 @@ def _run(unit: TiledAssemblyUnit, out_dir: Path, worker: str, attempt: int, star
     del blender
     target = out_dir / row.output
     bit_depth = output_bit_depth(probe_bit_depth(row.input), target)  # the header: the scan itself is read only to measure it
-    write_image(target, image, bit_depth)
+    write_image(target, image, bit_depth, root=out_dir)
     reference = read_image(row.reference).pixels if row.reference is not None else None
     # Measured only against a reference: then the input (its PSNR) and the file as written are read back.
     x0 = read_image(row.input).pixels if reference is not None else image

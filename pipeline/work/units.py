@@ -82,6 +82,7 @@ class SegmentUnit:
     segment: Segment
     segments: int  # how many segments the video has
     tiling: TilingConfig | None = None  # frames too large for one fit: each tile position its own chain
+    allow_short_video: bool = False  # restore a video file that decodes short of its header (truncated)
 
     @property
     def id(self) -> str:
@@ -221,5 +222,14 @@ def failed_record(unit: Unit, *, error: str, worker: str = "", attempt: int = 1)
 
 def failed_row_record(row: ManifestRow, *, error: str, worker: str = "", attempt: int = 1) -> dict[str, Any]:
     """The line of a row that failed: an image, or a row restored in parts whose part failed for good or whose assembly failed."""
-    kind = VideoRecord if row.is_video else ImageRecord
-    return kind.of(row, row.output.as_posix(), status=STATUS_FAILED, error=error, worker=worker, attempt=attempt).to_dict()
+    outcome = {"status": STATUS_FAILED, "error": error, "worker": worker, "attempt": attempt}
+    if row.is_video:
+        return VideoRecord.of(row, row.output.as_posix(), **frame_counts(row.source), **outcome).to_dict()
+    return ImageRecord.of(row, row.output.as_posix(), **outcome).to_dict()
+
+
+def frame_counts(source: SequenceInfo | None) -> dict[str, int | None]:
+    """The ledger's frames_expected (a video file's header: duration × rate) and frames_decoded."""
+    if source is None:
+        return {"frames_expected": None, "frames_decoded": None}
+    return {"frames_expected": source.expected_frames, "frames_decoded": source.frames}

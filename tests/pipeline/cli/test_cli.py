@@ -215,12 +215,13 @@ def test_run_mixed_manifest_end_to_end(ray_local: None, mixed: Path, tmp_path: P
 
 def test_run_with_a_failing_unit_exits_1_and_keeps_the_rest(ray_local: None, tmp_path: Path) -> None:
     write(tmp_path / "a.png", rgb(SIDE))
-    write(tmp_path / "b.png", rgb(SIDE, top=60))
-    write(tmp_path / "b_mask.png", hole_mask(SIDE, value=128))  # grey: passes validation, rejected at run time
+    write(tmp_path / "b.jpg", rgb(SIDE, top=60))
+    encoded = (tmp_path / "b.jpg").read_bytes()  # cut in its pixel data: passes validation (headers), fails at run time
+    (tmp_path / "b.jpg").write_bytes(encoded[: (encoded.index(b"\xff\xda") + len(encoded)) // 2])
     path = manifest(
         tmp_path,
         f"fine,denoise,a.png,,,,,,{ITERATIONS},",
-        f"soft-mask,inpaint,b.png,b_mask.png,,,,,{ITERATIONS},",
+        f"damaged,denoise,b.jpg,,,,,,{ITERATIONS},",
     )
     out = tmp_path / "out"
     result = invoke("run", path, "--out", out, "--retries", "1")
@@ -231,8 +232,8 @@ def test_run_with_a_failing_unit_exits_1_and_keeps_the_rest(ray_local: None, tmp
 
     latest = {record["id"]: record for record in ledger_lines(out)}
     assert latest["fine"]["status"] == "done" and (out / "fine.png").is_file()
-    failed = latest["soft-mask"]
-    assert failed["status"] == "failed" and failed["attempt"] == 2  # retried once
-    assert "not binary" in failed["error"] and "row 3" in failed["error"]
-    assert not (out / "soft-mask.png").exists()
-    assert "soft-mask" in (out / "results.csv").read_text()
+    failed = latest["damaged"]
+    assert failed["status"] == "failed" and failed["attempt"] == 1  # a file that does not decode is not retried
+    assert "cannot decode" in failed["error"] and "row 3" in failed["error"]
+    assert not (out / "damaged.png").exists()
+    assert "damaged" in (out / "results.csv").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import imageio.v3 as iio
 import numpy as np
@@ -51,14 +52,14 @@ def manifest(folder: Path, *lines: str, header: str = HEADER) -> Path:
     return path
 
 
-def problems_of(path: Path, **kwargs: bool) -> list[tuple[int | None, str | None]]:
+def problems_of(path: Path, **kwargs: Any) -> list[tuple[int | None, str | None]]:
     """(row, column) of every problem parse_manifest raises for the manifest."""
     with pytest.raises(ManifestError) as caught:
         parse_manifest(path, **kwargs)
     return [(problem.row_number, problem.column) for problem in caught.value.problems]
 
 
-def error_text(path: Path, **kwargs: bool) -> str:
+def error_text(path: Path, **kwargs: Any) -> str:
     with pytest.raises(ManifestError) as caught:
         parse_manifest(path, **kwargs)
     return str(caught.value)

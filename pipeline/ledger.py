@@ -20,6 +20,7 @@ its frames) still exists, so deleting an output makes a rerun redo it.
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import json
 import math
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.io import atomic_path
+from pipeline.io.atomic import temp_path_for
+from pipeline.io.write_errors import OutputWriteError
 from pipeline.records import PART_KINDS, is_done
 
 RESULTS_JSONL = "results.jsonl"
@@ -54,6 +57,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "stop_reason",
     "kept_iteration",
     "frames",
+    "frames_expected",
+    "frames_decoded",
     "segments",
     "tiles",
     "flicker",
@@ -88,6 +93,28 @@ class Ledger:
         self.skipped_lines: list[tuple[Path, int]] = []  # (file, line number) skipped by the last load
 
     # ----- writing ---------------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Raise OutputWriteError (naming the file) unless the output folder takes a new file
+        and this ledger's files, where they exist, can be appended to and replaced: what a run
+        checks before any unit starts, so that no fit is computed only to be lost. Creates the
+        output folder; the probe file is removed again."""
+        target = self.out_dir
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            probe = temp_path_for(self.out_dir / "write-check")
+            descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(descriptor, b"\n")
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+                probe.unlink(missing_ok=True)
+            for target in (self.path, self.csv_path):
+                if target.exists():
+                    os.close(os.open(target, os.O_WRONLY | os.O_APPEND))
+        except OSError as error:
+            raise OutputWriteError(target, error.errno or errno.EIO, error.strerror or str(error)) from error
 
     def append(self, record: dict[str, Any]) -> None:
         """Append one record as one line: a single write, flushed and fsync'd before returning.

@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from pipeline.manifest import ManifestRow
+from pipeline.manifest import InvalidRow, ManifestRow
+from pipeline.manifest.schema import input_kind
 
 STATUS_DONE = "done"
 STATUS_FAILED = "failed"
@@ -69,6 +70,7 @@ class Record:
     attempt: int = 1
     finished_at: str = field(default_factory=now)  # UTC, ISO 8601
     error: str | None = None  # why a failed attempt failed
+    fingerprint: dict[str, str | None] | None = None  # the row's as planned, stamped by the driver (pipeline.run.fingerprint)
 
     @classmethod
     def of(cls: type[_R], row: ManifestRow, output: str, /, **fields: Any) -> _R:
@@ -138,6 +140,8 @@ class VideoRecord(Record):
 
     kind: str = KIND_VIDEO
     frames: int | None = None
+    frames_expected: int | None = None  # a video file's header: duration × rate (None for frame images)
+    frames_decoded: int | None = None  # frames of the input that decode (fewer than expected: truncated)
     fps: float | None = None  # of the written video
     segments: int | None = None
     cold_frames: int | None = None
@@ -149,3 +153,19 @@ class VideoRecord(Record):
     audio: bool | None = None  # an audio track was copied from the input
     frames_folder: str | None = None  # where --frames wrote the restored frames, if it did
     assembly_seconds: float | None = None  # `seconds` is the segments' seconds plus this
+
+
+def invalid_row_record(invalid: InvalidRow) -> dict[str, Any]:
+    """The failed line of a manifest row that cannot run (`pipeline run --skip-invalid`): its id
+    (``(row N)`` when the id itself is wrong or not unique), its row number and every reason."""
+    kind = KIND_VIDEO if invalid.input is not None and input_kind(invalid.input) != "image" else KIND_IMAGE
+    return Record(
+        id=invalid.id or f"(row {invalid.row_number})",
+        status=STATUS_FAILED,
+        kind=kind,
+        task=invalid.task or "",
+        input=str(invalid.input or ""),
+        output=invalid.output.as_posix() if invalid.output is not None else "",
+        row=invalid.row_number,
+        error="invalid row: " + "; ".join(invalid.reasons),
+    ).to_dict()

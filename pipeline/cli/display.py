@@ -158,9 +158,9 @@ class RunDisplay:
             style = None if is_done(record) else "red"
             self.print(unit_line(record, number, self.units), style)
         self._printed = len(state.records)
-        if state.retried > self._retried and not self.live:  # on a terminal the bar counts retries
-            self.print(f"an attempt failed and was queued again ({state.retried} retried so far)", "yellow")
-        self._retried = state.retried
+        for line in state.retry_lines[self._retried :]:
+            self.print(f"retry: {line}", "yellow")
+        self._retried = len(state.retry_lines)
         if self._bar is not None:
             self._bar.update(self._task, completed=finished, **self._fields(state, finished))
 

@@ -28,12 +28,16 @@ from pipeline.cli.common import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_STOPPED,
+    EXIT_USAGE,
     check_out_folder,
     console,
     fail,
-    load_manifest,
     plural,
+    print_problems,
 )
+from pipeline.cli.interrupts import exits_on_interrupt
+from pipeline.io.write_errors import free_bytes
+from pipeline.manifest import InvalidRow, ManifestRow, read_manifest
 from pipeline.run.shard import Shard
 from pipeline.work.units import FramesFormat
 
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
     from pipeline.run.plan import Plan
 
 
+@exits_on_interrupt
 def run_command(
     manifest: Annotated[Path, typer.Argument(help="The manifest CSV: one row per image or video to restore.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: restored files, results.jsonl, results.csv.")],
@@ -106,13 +111,27 @@ def run_command(
             help="Memory one worker may use, e.g. 8G. Default: on GPUs the GPU's memory; on CPUs the memory this job may use (SLURM, cgroup or machine) shared among the workers, with headroom."
         ),
     ] = None,
+    allow_short_video: Annotated[
+        bool,
+        typer.Option(
+            "--allow-short-video",
+            help="Restore a video file that decodes fewer frames than its header's duration × rate (truncated) instead of failing its row.",
+        ),
+    ] = False,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid",
+            help="Run the valid rows of a manifest with invalid ones, and record each invalid row as failed in the ledger with its row number and reasons (exit 1). Default: refuse the manifest (exit 2).",
+        ),
+    ] = False,
 ) -> None:
     """Restore every row of MANIFEST into --out. Rerunning skips what is already done (resume).
 
     SIGUSR1 stops the run cleanly (and requeues the job under SLURM); see `pipeline slurm`.
     """
-    rows = load_manifest(manifest)
     check_out_folder(out)
+    rows, invalid = _read_rows(manifest, out, force=force, skip_invalid=skip_invalid)
     try:
         part = Shard.parse(shard) if shard is not None else None
     except ValueError as error:
@@ -124,11 +143,13 @@ def run_command(
     import ray  # imported here: `validate` and `manifest` should not pay for Ray
 
     from pipeline.cli.display import RunDisplay, format_seconds, summary_table
+    from pipeline.io.write_errors import OutputWriteError
     from pipeline.ledger import RESULTS_CSV, Ledger
+    from pipeline.records import invalid_row_record
     from pipeline.run.execute import execute
     from pipeline.run.options import RunOptions
     from pipeline.run.plan import PlanError, local_resources, plan_run
-    from pipeline.run.pools import connect
+    from pipeline.run.ray_session import connect
     from pipeline.slurm.preempt import StopSignals
 
     options = RunOptions(
@@ -148,12 +169,22 @@ def run_command(
         tile_overlap=tile_overlap,
         tile_batch=tile_batch,
         memory_per_worker=budget,
+        allow_short_video=allow_short_video,
     )
+    if not dry_run:  # before Ray starts and before any fit: a folder that refuses writes would lose them all
+        try:
+            Ledger(out, shard=part.name if part is not None else None).check_writable()
+        except OutputWriteError as error:
+            raise fail(f"the output folder cannot be written: {error}; make it writable (or free space), or give another --out") from None
+        if part is None or part.index == 0:  # a job array's shard 0 records them, once
+            for row in invalid:
+                Ledger(out, shard=part.name if part is not None else None).append(invalid_row_record(row))
     started_ray = not no_ray and not ray.is_initialized()
     where = address or os.environ.get("RAY_ADDRESS")
+    watchdog = None  # of the local Ray this run starts: none of its processes outlives the run
     if not no_ray:
         try:
-            connect(address)
+            watchdog = connect(address)
         except Exception as error:  # noqa: BLE001 - Ray raises many kinds; all mean "no cluster there"
             target = f"the Ray cluster at {where}" if where else "a local Ray"
             raise fail(f"cannot start or reach {target}: {error}") from None
@@ -170,6 +201,8 @@ def run_command(
         out_console = console()
         if dry_run:
             _print_plan(out_console, manifest, out, plan, options)
+            if invalid:
+                out_console.print(f"  {plural(len(invalid), 'invalid row')} would be recorded as failed (--skip-invalid)")
             out_console.print("dry run: nothing was run and nothing was written")
             return
         if not plan.units:
@@ -178,6 +211,7 @@ def run_command(
                     f"nothing to do: all {len(plan.skipped)} units are already done in {escape(str(out))} (--force redoes them)"
                 )
             Ledger(out).write_csv()
+            _report_invalid(invalid, out)
             return
         if not quiet:
             _print_plan(out_console, manifest, out, plan, options)
@@ -204,6 +238,8 @@ def run_command(
         if summary.stopped:
             stopped = summary
             return
+        if summary.write_error is not None:
+            _report_write_error(summary, out)
         if not quiet:
             if summary.records:
                 out_console.print()
@@ -228,11 +264,61 @@ def run_command(
                 soft_wrap=True,
             )
             raise typer.Exit(EXIT_FAILED_UNITS)
+        _report_invalid(invalid, out)
     finally:
         if started_ray and ray.is_initialized():
             ray.shutdown()
+        if watchdog is not None:
+            watchdog.stop()
         if stopped is not None:  # after Ray is down: a requeue ends this job at once
             _finish_stopped(stopped, out)
+
+
+def _read_rows(manifest: Path, out: Path, *, force: bool, skip_invalid: bool) -> tuple[list[ManifestRow], list[InvalidRow]]:
+    """The rows to run and, with `skip_invalid`, the invalid ones; exit 2 after printing every
+    problem when a row is invalid without `skip_invalid`, or the file itself cannot be used. Rows
+    the output folder has as finished are not checked again (an input moved away since is fine)."""
+    from pipeline.run.resume import finished_rows
+
+    reading = read_manifest(manifest, out_dir=out, trusted=finished_rows(out, force=force))
+    err = console(stderr=True)
+    if reading.file_problems or (reading.invalid and not skip_invalid):
+        print_problems(reading.problems, manifest, err)
+        if reading.invalid and not reading.file_problems:
+            err.print(
+                f"to run the {plural(len(reading.rows), 'valid row')} and record the {plural(len(reading.invalid), 'invalid one')} "
+                "as failed in the ledger, add --skip-invalid",
+                soft_wrap=True,
+            )
+        raise typer.Exit(EXIT_USAGE)
+    for problem in reading.problems:
+        err.print(f"[yellow]skipped[/] {escape(str(problem))}", soft_wrap=True)
+    return reading.rows, reading.invalid
+
+
+def _report_invalid(invalid: list[InvalidRow], out: Path) -> None:
+    """After a run with --skip-invalid rows: say where they are recorded and exit 1."""
+    if invalid:
+        console(stderr=True).print(
+            f"[red]{plural(len(invalid), 'invalid row')} of the manifest {'was' if len(invalid) == 1 else 'were'} not run[/] "
+            f"and {'is' if len(invalid) == 1 else 'are'} recorded as failed in {escape(str(out / 'results.csv'))} with the "
+            "reasons; fix the rows and run the same command again",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_FAILED_UNITS)
+
+
+def _report_write_error(summary: RunSummary, out: Path) -> None:
+    """A run the file system stopped (full, read-only, refused): say what was kept, exit 1."""
+    state = summary.state
+    console(stderr=True).print(
+        f"[bold red]the run stopped taking units: {escape(summary.write_error or '')}[/]\n"
+        f"{state.done} units done and recorded, {state.failed} failed, {len(state.abandoned)} not run; nothing finished "
+        f"is lost. Free space (or fix the folder's permissions) in {escape(str(out))} and run the same command again "
+        "to resume.",
+        soft_wrap=True,
+    )
+    raise typer.Exit(EXIT_FAILED_UNITS)
 
 
 def _finish_stopped(summary: RunSummary, out: Path) -> None:
@@ -275,6 +361,10 @@ def _print_plan(out_console: Console, manifest: Path, out: Path, plan: Plan, opt
         f"plan: {manifest} → {out}",
         f"  units to run: {plan.unit_count} ({tasks}); {skipped}",
     ]
+    if plan.changed:
+        shown = ", ".join(plan.changed[:5]) + (", ..." if len(plan.changed) > 5 else "")
+        were = "it was" if len(plan.changed) == 1 else "they were"
+        lines.append(f"  {plural(len(plan.changed), 'row')} changed since {were} done (input, parameters or version): redone ({shown})")
     if plan.videos:
         frames = sum(job.frames for job in plan.videos)
         segments = sum(len(job.segments) for job in plan.videos)
@@ -295,6 +385,12 @@ def _print_plan(out_console: Console, manifest: Path, out: Path, plan: Plan, opt
         lines.append(
             f"  images tiled: {plural(len(plan.tiled), 'image')} in {plural(tiles, 'tile')} of {sides} px (overlap "
             f"{options.tile_overlap}) in {plural(groups, 'tile group')}"
+        )
+    needed, free = plan.output_bytes(), free_bytes(out)
+    if needed > free:
+        lines.append(
+            f"  warning: {out} has {_size_text(free)} free, and this run may write up to {_size_text(needed)} "
+            "(uncompressed); free space or choose another --out, or the run stops when the disk is full"
         )
     lines += [
         f"  workers: {plan.workers} × ({device})",

@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline.io.confine import check_inside
+from pipeline.io.write_errors import as_write_error
+
 
 def temp_path_for(path: Path, *, keep_suffix: bool = False) -> Path:
     """A fresh hidden temporary name beside `path`, e.g. ``.photo.png.4711-3f9a2c.tmp``.
@@ -44,7 +47,19 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: Path, *, keep_suffix: bool = False) -> Iterator[Path]:
+def _refusals_named(path: Path) -> Iterator[None]:
+    """Re-raise a refusal of the file system in the block as an OutputWriteError naming `path`."""
+    try:
+        yield
+    except BaseException as error:
+        refused = as_write_error(path, error)
+        if refused is not None and refused is not error:
+            raise refused from error
+        raise
+
+
+@contextmanager
+def atomic_path(path: Path, *, keep_suffix: bool = False, root: Path | None = None) -> Iterator[Path]:
     """Yield a temporary path to write `path` through; on success it replaces `path` atomically.
 
     Usage::
@@ -55,25 +70,37 @@ def atomic_path(path: Path, *, keep_suffix: bool = False) -> Iterator[Path]:
     The parent folders are created. When the block finishes, the temporary file is fsync'd and
     `os.replace`d onto `path` (readers see the old file or the complete new one, never a partial
     one). If the block raises (or the body never created the file), the temporary file is removed,
-    `path` is left as it was, and the exception propagates. See `temp_path_for` for the naming.
+    `path` is left as it was, and the exception propagates, as `OutputWriteError` naming `path`
+    when the file system refused the write (`pipeline.io.write_errors`). See `temp_path_for` for
+    the naming.
+
+    With `root` (the output folder), `path` must resolve inside it, symbolic links followed:
+    checked before any folder is created and again just before the rename, else
+    `pipeline.io.confine.OutsideOutputError` and nothing is written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if root is not None:
+        check_inside(path, root)
+    with _refusals_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(path, keep_suffix=keep_suffix)
-    try:
-        yield tmp
-        if not tmp.is_file():
-            raise FileNotFoundError(f"the writer did not create {tmp}; {path} was left unchanged")
-        _fsync_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _refusals_named(path):
+        try:
+            yield tmp
+            if root is not None:
+                check_inside(path, root)
+            if not tmp.is_file():
+                raise FileNotFoundError(f"the writer did not create {tmp}; {path} was left unchanged")
+            _fsync_file(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     _fsync_dir(path.parent)
 
 
 @contextmanager
-def atomic_folder(path: Path) -> Iterator[Path]:
+def atomic_folder(path: Path, *, root: Path | None = None) -> Iterator[Path]:
     """Yield a temporary folder to fill; on success it replaces the folder `path` as a whole.
 
     Usage::
@@ -86,21 +113,27 @@ def atomic_folder(path: Path) -> Iterator[Path]:
     the block finishes it is renamed onto `path`; a `path` that already exists is first renamed
     aside (to another temporary name) and removed after, so `path` is always either the old
     folder or the complete new one. If the block raises, the temporary folder is removed and
-    `path` is left as it was.
+    `path` is left as it was. `root`: as for `atomic_path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if root is not None:
+        check_inside(path, root)
     tmp = temp_path_for(path)
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = temp_path_for(path) if path.exists() else None
-        if old is not None:
-            os.replace(path, old)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with _refusals_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    with _refusals_named(path):
+        try:
+            yield tmp
+            if root is not None:
+                check_inside(path, root)
+            old = temp_path_for(path) if path.exists() else None
+            if old is not None:
+                os.replace(path, old)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     _fsync_dir(path.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

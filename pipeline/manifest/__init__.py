@@ -41,14 +41,20 @@ Video rows need a frame-wise task (denoise, sr*, inpaint, watermark; not flash).
 checked too: the video decodes and has frames, frame images decode with one size, masks and
 references fit the frames (size, channel count, frame count).
 
+Masks are decoded whole and must be binary; other images are checked from their headers, or
+decoded whole with `deep=True` (`pipeline validate --deep`; `pipeline.manifest.pixel_checks`).
+Given the output folder (`out_dir=`), no output may resolve outside it through a symbolic link
+(`pipeline.manifest.output_checks`).
+
 A column that the row's task does not use (a mask on a denoise row) is an error, as is a column
 not in `VALID_COLUMNS`. `parse_manifest` reads every row and reports every problem at once in a
-`ManifestError`; `validate_manifest` returns the problems instead; `write_manifest_for_folder`
+`ManifestError`; `validate_manifest` returns the problems instead; `read_manifest` returns the valid
+rows and each invalid one with its reasons (`pipeline run --skip-invalid`); `write_manifest_for_folder`
 writes a manifest for a folder of images (`pipeline manifest DIR --task denoise > manifest.csv`).
 """
 
 from pipeline.manifest.folder import write_manifest_for_folder
-from pipeline.manifest.parse import parse_manifest, validate_manifest
+from pipeline.manifest.parse import InvalidRow, ManifestReading, parse_manifest, read_manifest, validate_manifest
 from pipeline.manifest.schema import (
     REQUIRED_COLUMNS,
     VALID_COLUMNS,
@@ -60,10 +66,13 @@ from pipeline.manifest.schema import (
 __all__ = [
     "REQUIRED_COLUMNS",
     "VALID_COLUMNS",
+    "InvalidRow",
     "ManifestError",
     "ManifestProblem",
+    "ManifestReading",
     "ManifestRow",
     "parse_manifest",
+    "read_manifest",
     "validate_manifest",
     "write_manifest_for_folder",
 ]

@@ -6,6 +6,9 @@ import csv
 import io
 import os
 import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -13,6 +16,7 @@ from dip_engine import Task, get_task, task_names
 from dip_engine.video import FRAME_WISE_KINDS
 from pipeline.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_frame_pattern, is_image_path, is_video_path
 from pipeline.manifest.file_checks import check_files as check_referenced_files
+from pipeline.manifest.output_checks import check_outputs_inside
 from pipeline.manifest.schema import (
     KIND_COLUMNS,
     REQUIRED_COLUMNS,
@@ -35,31 +39,107 @@ _IMAGE_EXTENSIONS = " ".join(IMAGE_SUFFIXES)
 _VIDEO_EXTENSIONS = " ".join(VIDEO_SUFFIXES)
 
 
-def parse_manifest(path: Path, *, check_files: bool = True) -> list[ManifestRow]:
+def parse_manifest(path: Path, *, check_files: bool = True, deep: bool = False, out_dir: Path | None = None) -> list[ManifestRow]:
     """Read and validate a manifest; a ManifestError lists every problem found in it.
 
     Every row is read and every problem collected before raising. check_files=True also checks
-    that every referenced file exists and decodes, and that masks, flash images and references
-    have the size the row's input implies; for video rows, that the video decodes (its frames
-    are counted) or the frame images all have one size, and that masks and references have as
-    many frames as the input (`pipeline.manifest.video_checks`).
+    that every referenced file exists and decodes (from its header; masks are decoded whole and
+    must be binary, and with `deep` every image is decoded whole: `pipeline.manifest.pixel_checks`),
+    and that masks, flash images and references have the size the row's input implies; for video
+    rows, that the video decodes (its frames are counted) or the frame images all have one size,
+    and that masks and references have as many frames as the input
+    (`pipeline.manifest.video_checks`). With `out_dir` (the output folder), no output may resolve
+    outside it through a symbolic link (`pipeline.manifest.output_checks`).
     """
     path = Path(path)
     report = Report(path)
-    drafts = _parse(path, report, check_files=check_files)
+    drafts = _parse(path, report, check_files=check_files, deep=deep, out_dir=out_dir)
     if report.problems:
         raise ManifestError(path, report.problems)
     return [draft.to_row() for draft in drafts]
 
 
-def validate_manifest(path: Path, *, check_files: bool = True) -> list[ManifestProblem]:
+@dataclass(frozen=True)
+class InvalidRow:
+    """A row of a manifest that cannot run, with every reason (`read_manifest`)."""
+
+    row_number: int
+    id: str | None  # the row's id, when it parsed and no other row has it
+    task: str | None
+    input: Path | None
+    output: PurePosixPath | None
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ManifestReading:
+    """A manifest read row by row: the rows that can run, and those that cannot."""
+
+    rows: list[ManifestRow]  # the rows without a problem, in the file's order
+    invalid: list[InvalidRow]  # the rows with one or more problems
+    problems: list[ManifestProblem]  # every problem, those of the whole file (no row) included
+
+    @property
+    def file_problems(self) -> list[ManifestProblem]:
+        """Problems of the file itself (its encoding, its header): no row of it can be run."""
+        return [problem for problem in self.problems if problem.row_number is None]
+
+
+def read_manifest(
+    path: Path,
+    *,
+    check_files: bool = True,
+    deep: bool = False,
+    out_dir: Path | None = None,
+    trusted: Callable[[ManifestRow], bool] | None = None,
+) -> ManifestReading:
+    """Read a manifest as `parse_manifest` does, but row by row instead of all or nothing: the
+    valid rows, and each invalid row with its reasons (what `pipeline run --skip-invalid` runs and
+    records). A row that parses and for which `trusted(row)` is true (the ledger has it as done
+    and current) keeps its rows' file checks skipped: an input moved away since it was restored
+    does not make it invalid."""
+    path = Path(path)
+    report = Report(path)
+    drafts = _parse(path, report, check_files=check_files, deep=deep, out_dir=out_dir, trusted=trusted)
+    reasons: dict[int, list[str]] = {}
+    for problem in report.problems:
+        if problem.row_number is not None:
+            column = f"column {problem.column!r}: " if problem.column else ""
+            reasons.setdefault(problem.row_number, []).append(column + problem.message)
+    ids = Counter(draft.id.lower() for draft in drafts if draft.id is not None)
+    invalid = [
+        InvalidRow(
+            draft.line,
+            draft.id if draft.id is not None and ids[draft.id.lower()] == 1 else None,
+            draft.task.name if draft.task is not None else None,
+            draft.input,
+            draft.output,
+            tuple(reasons[draft.line]),
+        )
+        for draft in drafts
+        if draft.line in reasons
+    ]
+    whole_file = any(problem.row_number is None for problem in report.problems)  # then no row can run
+    rows = [] if whole_file else [draft.to_row() for draft in drafts if draft.line not in reasons]
+    return ManifestReading(rows, invalid, report.problems)
+
+
+def validate_manifest(path: Path, *, check_files: bool = True, deep: bool = False, out_dir: Path | None = None) -> list[ManifestProblem]:
     """The problems `parse_manifest` would raise, without raising; an empty list if it is valid."""
     report = Report(Path(path))
-    _parse(Path(path), report, check_files=check_files)
+    _parse(Path(path), report, check_files=check_files, deep=deep, out_dir=out_dir)
     return report.problems
 
 
-def _parse(path: Path, report: Report, *, check_files: bool) -> list[Draft]:
+def _parse(
+    path: Path,
+    report: Report,
+    *,
+    check_files: bool,
+    deep: bool,
+    out_dir: Path | None,
+    trusted: Callable[[ManifestRow], bool] | None = None,
+) -> list[Draft]:
     records = _read_records(path, report)
     if not records:
         return []
@@ -72,8 +152,12 @@ def _parse(path: Path, report: Report, *, check_files: bool) -> list[Draft]:
     base = Path(os.path.abspath(path)).parent
     drafts = [_parse_row(line, cells, columns, base, report) for line, cells in rows]
     _check_unique(drafts, report)
+    if out_dir is not None:
+        check_outputs_inside(drafts, out_dir, report)
     if check_files:
-        check_referenced_files(drafts, report)
+        flawed = {problem.row_number for problem in report.problems}
+        checked = [draft for draft in drafts if trusted is None or draft.line in flawed or not trusted(draft.to_row())]
+        check_referenced_files(checked, report, deep=deep)
     report.problems.sort(key=lambda problem: problem.row_number or 0)  # stable: a row's own order kept
     return drafts
 

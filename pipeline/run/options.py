@@ -31,3 +31,4 @@ class RunOptions:
     tile_overlap: int = 32  # input pixels shared by neighbouring tiles
     tile_batch: int | None = None  # at most this many tiles per unit; None = as many as a worker's memory holds
     memory_per_worker: int | None = None  # bytes; None = the machine's (or job's) memory shared among workers, or the GPU's
+    allow_short_video: bool = False  # restore video files that decode short of their header's duration × rate (truncated)

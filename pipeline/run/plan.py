@@ -7,13 +7,16 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dip_engine import get_task
 from dip_engine.tiling import TilingConfig
 from dip_engine.video import ChainConfig
 from pipeline.ledger import Ledger
 from pipeline.manifest import ManifestRow
+from pipeline.records import is_done
 from pipeline.run.book import Book, PartedJob
+from pipeline.run.fingerprint import Fingerprint, fingerprint
 from pipeline.run.memory_budget import worker_budget_bytes
 from pipeline.run.options import RunOptions
 from pipeline.tiles.jobs import TiledJob, plan_tiled
@@ -41,6 +44,8 @@ class Plan:
     tiled: list[TiledJob] = field(default_factory=list)  # image rows to finish in tiles
     sizings: dict[str, Sizing] = field(default_factory=dict)  # image rows to run, by id: how each fits a worker
     memory_per_worker: int = 0  # bytes of the budget the rows were sized for
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)  # every planned row's, by id: stamped on its lines
+    changed: list[str] = field(default_factory=list)  # ids of rows done before whose fingerprint changed since: redone
 
     @property
     def parted(self) -> list[PartedJob]:
@@ -87,6 +92,23 @@ class Plan:
                 chain = ChainConfig.for_task(get_task(unit.row.task))
                 first = min(_cap(unit.row), chain.warmup_cold_iterations) if unit.segment.warmup else _cap(unit.row)
                 total += first + (unit.segment.chain_frames - 1) * chain.warm_max_iterations
+        return total
+
+    def output_bytes(self) -> int:
+        """An upper bound on what the planned units write, counted uncompressed: each image's
+        output (its samples' bytes at the input's depth), plus the float32 arrays of its tiles
+        while it is tiled; each video's frames at 8 bits, once kept losslessly in its segments'
+        folders and once more in the video file and any --frames copy."""
+        total = 0
+        for sizing in self.sizings.values():
+            channels, height, width = sizing.shape
+            pixels = channels * height * width * sizing.scale**2
+            total += pixels * 2  # 16-bit at most: float32 inputs are rare, and PNG/TIFF compress
+            if sizing.tiled:
+                total += pixels * 4 * 2  # the tiles' float32 arrays; overlaps repeat pixels (at most twice)
+        for job in self.videos:
+            scale = job.row.scale or 1
+            total += 2 * job.frames * 3 * job.source.height * job.source.width * scale**2
         return total
 
     def peaks_by_task(self) -> dict[str, int]:
@@ -174,7 +196,8 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
     request = sizing_request(options, workers, gpu=gpus_per_worker > 0)
 
     ledger = Ledger(options.out_dir)
-    records = {} if options.force else ledger.load()
+    fingerprints = {row.id: fingerprint(row) for row in rows}
+    records, changed = current_records({} if options.force else ledger.load(), fingerprints)
     done = ledger.done_ids(records)
     units: list[Unit] = []
     skipped: list[ManifestRow] = []
@@ -201,6 +224,7 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
                     frames_format=options.frames_format,
                     warping_error=options.warping_error,
                     tiling=TilingConfig(options.tile, options.tile_overlap, options.tile_batch, request.budget),
+                    allow_short_video=options.allow_short_video,
                 )
                 videos.append(job)
             else:
@@ -220,7 +244,26 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
             problems.append(str(error))
     if problems:
         raise PlanError(problems)
-    return Plan(units, skipped, workers, gpus_per_worker, cpus_per_worker, videos, tiled, sizings, request.budget)
+    return Plan(units, skipped, workers, gpus_per_worker, cpus_per_worker, videos, tiled, sizings, request.budget, fingerprints, changed)
+
+
+def current_records(
+    records: dict[str, dict[str, Any]], fingerprints: dict[str, Fingerprint]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The ledger's latest `records` without those a row's current fingerprint outdates (the
+    row's own line and its parts' lines, ``<row id>#...``), and the ids of the rows that were done
+    and are outdated (`pipeline.run.fingerprint`)."""
+    kept: dict[str, dict[str, Any]] = {}
+    changed: set[str] = set()
+    for unit_id, record in records.items():
+        row_id = unit_id.split("#", 1)[0]
+        current = fingerprints.get(row_id)
+        if current is not None and current.outdates(record.get("fingerprint")):
+            if is_done(record) and unit_id == row_id:
+                changed.add(row_id)
+            continue
+        kept[unit_id] = record
+    return kept, sorted(changed)
 
 
 def _sized(

@@ -47,9 +47,12 @@ def dying_processor(row: ManifestRow, out_dir: Path, **context: Any) -> dict[str
 
 
 def flaky_processor(row: ManifestRow, out_dir: Path, **context: Any) -> dict[str, Any]:
-    """'broken' always fails; 'flaky' fails on its first attempt only."""
-    if row.id == "broken" or (row.id == "flaky" and context["attempt"] == 1):
+    """'broken' always fails, as a bad input does (a ValueError); 'flaky' fails on its first attempt
+    only, as a crash might (a RuntimeError)."""
+    if row.id == "broken":
         raise ValueError(f"simulated failure of {row.id} (attempt {context['attempt']})")
+    if row.id == "flaky" and context["attempt"] == 1:
+        raise RuntimeError(f"simulated crash of {row.id} (attempt {context['attempt']})")
     return tiny_processor(row, out_dir, **context)
 
 
@@ -113,7 +116,7 @@ def test_a_killed_worker_loses_nothing(tmp_path: Path, ray_local: Any) -> None:
     assert leftovers(out) == []
 
 
-def test_failing_units_are_retried_then_recorded(tmp_path: Path, ray_local: Any) -> None:
+def test_transient_failures_are_retried_and_permanent_ones_recorded_at_once(tmp_path: Path, ray_local: Any) -> None:
     rows = write_manifest(tmp_path, ["ok", "flaky", "broken"])
     out = tmp_path / "out"
     summary = run(rows, RunOptions(out_dir=out, workers=2, retries=1, processors=Processors(image=flaky_processor)))
@@ -121,8 +124,13 @@ def test_failing_units_are_retried_then_recorded(tmp_path: Path, ray_local: Any)
     assert summary.state.done == 2 and summary.state.failed == 1
     by_id = {line["id"]: line for line in ledger_lines(out)}
     assert by_id["flaky"]["status"] == "done" and by_id["flaky"]["attempt"] == 2
-    assert by_id["broken"]["status"] == "failed" and by_id["broken"]["attempt"] == 2
-    assert "simulated failure of broken (attempt 2)" in by_id["broken"]["error"]
+    assert by_id["broken"]["status"] == "failed" and by_id["broken"]["attempt"] == 1  # a bad input is not retried
+    assert "simulated failure of broken (attempt 1)" in by_id["broken"]["error"]
+    assert len(summary.state.retry_lines) == 1
+    assert (
+        summary.state.retry_lines[0].startswith("row 3 (flaky): attempt 1 failed (")
+        and "attempt 2 of 2 queued" in summary.state.retry_lines[0]
+    )
     assert not (out / "broken.png").exists()
     csv_lines = (out / "results.csv").read_text().splitlines()
     assert len(csv_lines) == 4 and csv_lines[0].startswith("id,status")

@@ -239,20 +239,6 @@ class TilingConfig:
         tile_height, tile_width = min(tile, height), min(tile, width)
         return TileLayout(tile, batch, len(tile_grid(height, width, tile, self.overlap)), peak(tile_height, tile_width, batch))
 
-    def plan(
-        self,
-        task: Task,
-        config: RestoreConfig,
-        shape: tuple[int, int, int],
-        *,
-        scale: int,
-        mask: Tensor | None,
-        device_type: str,
-    ) -> tuple[int, int] | None:
-        """(tile, batch) of `layout`, or None when the observation is restored whole."""
-        chosen = self.layout(task, config, shape, scale=scale, mask=mask, device_type=device_type)
-        return None if chosen.tile is None else (chosen.tile, chosen.batch)
-
     def restore_tiled(
         self,
         x0: Tensor,
@@ -268,21 +254,20 @@ class TilingConfig:
         steps: CompiledSteps | None,
     ) -> Restoration | None:
         """`restore`'s tiled path (see `dip_engine.restore.TiledRestore`): the blended restoration
-        of x0's tiles, or None when x0 is restored whole (`plan`)."""
+        of x0's tiles, or None when x0 is restored whole (`layout`)."""
         started = time.perf_counter()
         spec, problem = prepare(x0, task, mask=mask, scale=scale, flash=flash)
         chosen = config if config is not None else spec.config_for(scale=scale, mask=mask)
         factor = problem.size[0] // x0.shape[-2]
         target = resolve_device(device)
-        plan = self.plan(spec, chosen, (x0.shape[0], x0.shape[1], x0.shape[2]), scale=factor, mask=mask, device_type=target.type)
-        if plan is None:
+        cut = self.layout(spec, chosen, (x0.shape[0], x0.shape[1], x0.shape[2]), scale=factor, mask=mask, device_type=target.type)
+        if cut.tile is None:
             return None
-        tile, batch = plan
-        grid = tile_grid(x0.shape[-2], x0.shape[-1], tile, self.overlap)
+        grid = tile_grid(x0.shape[-2], x0.shape[-1], cut.tile, self.overlap)
         if reference is not None:
             check_reference(reference, x0.shape[0], problem.size)
         results = restore_tiles(
-            x0, spec, grid, mask=mask, scale=scale, flash=flash, config=chosen, seed=seed, device=target, steps=steps, batch=batch
+            x0, spec, grid, mask=mask, scale=scale, flash=flash, config=chosen, seed=seed, device=target, steps=steps, batch=cut.batch
         )
         blended = blend_tiles(results, grid, factor, problem.size, self.overlap)
         return summarise(results, blended.to(x0.device), spec.name, time.perf_counter() - started)

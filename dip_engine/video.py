@@ -361,7 +361,7 @@ def _tiled_video(
     steps: CompiledSteps | None,
     warmup: int,
 ) -> Iterator[FrameResult]:
-    """`restore_video` with a tiling: the plan (tile and batch) is made on the first frame (the
+    """`restore_video` with a tiling: the layout (tile and batch) is chosen on the first frame (the
     configuration chosen for its whole mask, as untiled); one tile covering the frame leaves one chain."""
     stream = iter(frames)
     first = next(stream, None)
@@ -374,9 +374,9 @@ def _tiled_video(
     factor = problem.size[0] // first.shape[-2]
     shape = (first.shape[0], first.shape[1], first.shape[2])
     target = resolve_device(device)
-    plan = tiling.plan(spec, cold_config, shape, scale=factor, mask=first_mask, device_type=target.type)
+    cut = tiling.layout(spec, cold_config, shape, scale=factor, mask=first_mask, device_type=target.type)
     frames = itertools.chain([first], stream)
-    if plan is None:
+    if cut.tile is None:
         yield from restore_video(
             frames,
             spec,
@@ -391,10 +391,9 @@ def _tiled_video(
             warmup=warmup,
         )
         return
-    tile, batch = plan
-    grid = tile_grid(shape[1], shape[2], tile, tiling.overlap)
+    grid = tile_grid(shape[1], shape[2], cut.tile, tiling.overlap)
     chains = [_Chain(settings, warmup) for _ in grid]
-    fits = _TileFits(spec, cold_config, settings.warm_fit(cold_config.fit), seed, target, steps, batch or len(grid))
+    fits = _TileFits(spec, cold_config, settings.warm_fit(cold_config.fit), seed, target, steps, cut.batch)
     yield from _tiled_chains(frames, grid, chains, fits, overlap=tiling.overlap, scale=factor, masks=again, references=references)
 
 

@@ -63,13 +63,17 @@ class RunState:
     failed: int = 0
     skipped: int = 0
     running: int = 0
-    retried: int = 0
     started: float = field(default_factory=time.perf_counter)
     records: list[dict[str, Any]] = field(default_factory=list)  # every record of this run so far, in order
     stopped: bool = False  # a stop was requested: the units not finished are left for the next run
     abandoned: list[str] = field(default_factory=list)  # ids of units left unfinished by the stop (or a write error)
     retry_lines: list[str] = field(default_factory=list)  # one per attempt queued again, naming its unit and why
     write_error: str | None = None  # the file system refused a write: the run took no new unit after it
+
+    @property
+    def retried(self) -> int:
+        """Attempts queued again so far."""
+        return len(self.retry_lines)
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,6 @@ def execute(plan: Plan, options: RunOptions, on_progress: Callable[[RunState], N
         if fault == "write":
             halt(error)
         if fault == "transient" and attempt <= options.retries:
-            state.retried += 1
             state.retry_lines.append(
                 f"{_unit_name(unit)}: attempt {attempt} failed ({error}); attempt {attempt + 1} of {options.retries + 1} queued"
             )

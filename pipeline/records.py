@@ -13,6 +13,11 @@
   means of the segments'), measured on the restored frames as stored losslessly before video
   encoding; the temporal figures come from `dip_engine.temporal.TemporalConsistency`.
 
+What a report plots is kept in the lines too, so that it needs no recomputation: an image
+line's ``trace`` (its fit's loss, criterion and PSNR, downsampled: `pipeline.work.traces`), a
+segment's and a video's ``per_frame`` (figures per frame, in columns: `pipeline.work.frame_figures`).
+These live in results.jsonl only, never in results.csv.
+
 Every record has the fields of `Record`: which row and unit, its status, where its output is,
 who ran it and when, and why it failed. Quality figures are None without a reference; PSNR is
 +inf for identical images (written as ``Infinity``, which Python's json reads back). Lines
@@ -96,6 +101,8 @@ class ImageRecord(Record):
     tile: int | None = None  # tile side in input pixels when restored in tiles
     tiles: int | None = None  # how many tiles
     tile_groups: int | None = None  # in how many units
+    rule: str | None = None  # the stopping rule the fit ran: "variance" | "converged" | "fixed" (tiled: the tiles', if they agree)
+    trace: dict[str, list[Any]] | None = None  # the fit's traces, downsampled (pipeline.work.traces); None when tiled
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +118,7 @@ class TileGroupRecord(Record):
     tile: int = 0  # tile side in input pixels
     overlap: int = 0  # input pixels shared by neighbouring tiles
     stop_reasons: dict[str, int] | None = None  # how each tile's fit ended, counted
+    rules: dict[str, int] | None = None  # the stopping rule each tile's fit ran, counted
     engine_seconds: float | None = None
 
 
@@ -132,6 +140,7 @@ class SegmentRecord(Record):
     stop_reasons: dict[str, int] | None = None  # how each frame's fit ended, counted
     bit_depth: str | None = None  # of the stored frames (PNG: uint8 or uint16)
     engine_seconds: float | None = None  # the fits' own time
+    per_frame: dict[str, list[Any]] | None = None  # one entry per kept frame, in order (see pipeline.work.frame_figures)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,9 +159,15 @@ class VideoRecord(Record):
     change_error: float | None = None  # mean |Δoutput − Δreference|; None without a reference
     warping_error: float | None = None  # mean |x_t − x_{t−1} warped by the reference's flow|
     output_change: float | None = None  # mean |x_t − x_{t−1}| of the output
-    audio: bool | None = None  # an audio track was copied from the input
+    audio: bool | None = None  # at least one audio stream was copied from the input (unchanged)
+    codec: str | None = None  # what the video was written with: x264, x265, ffv1 or prores (--video-codec)
+    pixel_format: str | None = None  # the ffmpeg pix_fmt written, e.g. yuv420p, gbrp16le
+    streams_copied: list[str] | None = None  # input streams copied unchanged, e.g. ["audio 1: aac"]; None for frame images
+    streams_dropped: list[str] | None = None  # input streams the output's container cannot hold, with the reason; None for frames
     frames_folder: str | None = None  # where --frames wrote the restored frames, if it did
     assembly_seconds: float | None = None  # `seconds` is the segments' seconds plus this
+    per_frame: dict[str, list[Any]] | None = None  # the segments' merged, with flicker and output_change (pipeline.work.frame_figures)
+    per_frame_step: int | None = None  # frames per per_frame entry: 1, or more for a video of over 2000 frames
 
 
 def invalid_row_record(invalid: InvalidRow) -> dict[str, Any]:

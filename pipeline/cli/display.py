@@ -23,6 +23,7 @@ from rich.table import Table
 
 from pipeline.records import KIND_SEGMENT, KIND_TILES, KIND_VIDEO, PART_KINDS, is_done
 from pipeline.run.execute import RunState
+from pipeline.run.ray_log import diverted
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -106,6 +107,14 @@ def unit_line(record: dict[str, Any], finished: int, total: int) -> str:
     return f"{head}{tries}: {record.get('error') or 'unknown error'}"
 
 
+def dropped_stream_lines(record: dict[str, Any]) -> list[str]:
+    """One line per stream of a video's input that its output's container could not hold, e.g.
+    "  clip: not copied: subtitle 2: mov_text: Matroska (.mkv) cannot hold it (...)"; none for other records."""
+    if record.get("kind") != KIND_VIDEO or not is_done(record):
+        return []
+    return [f"  {record.get('id', '?')}: not copied: {dropped}" for dropped in record.get("streams_dropped") or []]
+
+
 class RunDisplay:
     """`on_progress` callback for `pipeline.run.execute.execute` that draws the run on `console`.
 
@@ -137,6 +146,9 @@ class RunDisplay:
                 TextColumn("{task.fields[eta]}"),
                 console=self.console,
                 refresh_per_second=4,
+                # While Ray's output goes to its log file, sys.stdout/stderr are that file: keep them so.
+                redirect_stdout=not diverted(),
+                redirect_stderr=not diverted(),
             )
             self._task = self._bar.add_task("restoring", total=self.units, counts="", rate="", eta="")
             self._bar.start()
@@ -157,6 +169,8 @@ class RunDisplay:
         for number, record in enumerate(new, start=finished - len(new) + 1):
             style = None if is_done(record) else "red"
             self.print(unit_line(record, number, self.units), style)
+            for line in dropped_stream_lines(record):
+                self.print(line, "yellow")
         self._printed = len(state.records)
         for line in state.retry_lines[self._retried :]:
             self.print(f"retry: {line}", "yellow")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from pipeline.cli.common import check_out_folder, fail, load_manifest
+from pipeline.io import VideoCodecName, VideoOutput
 
 slurm_app = typer.Typer(
     help="Run a manifest on a SLURM cluster: a Ray job over N nodes, or a job array of shards.",
@@ -34,6 +35,12 @@ def submit_command(
     ] = 300,
     job_name: Annotated[str, typer.Option(help="The job's name in squeue and in its log file names.")] = "dip-restore",
     retries: Annotated[int, typer.Option(min=0, help="`pipeline run --retries` in the job.")] = 2,
+    video_codec: Annotated[
+        VideoCodecName, typer.Option("--video-codec", help="`pipeline run --video-codec` in the job.")
+    ] = VideoCodecName.x264,
+    video_pixel_format: Annotated[
+        str | None, typer.Option("--video-pixel-format", help="`pipeline run --video-pixel-format` in the job.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the sbatch script; write and submit nothing.")] = False,
 ) -> None:
     """Render the sbatch script for MANIFEST, write it into OUT/slurm/, submit it, print the job id.
@@ -47,7 +54,8 @@ def submit_command(
     from pipeline.slurm.render import JobRequest
     from pipeline.slurm.submit import script_text, submit_job
 
-    load_manifest(manifest, out=out)  # every problem of the manifest now, not in the queue hours later
+    video = VideoOutput(video_codec.value, video_pixel_format)
+    load_manifest(manifest, out=out, video=video)  # every problem of the manifest now, not in the queue hours later
     check_out_folder(out)
     try:
         request = JobRequest(
@@ -63,7 +71,7 @@ def submit_command(
             signal_seconds=signal_seconds,
             job_name=job_name,
             mem=mem,
-            run_options=("--retries", str(retries)),
+            run_options=_run_options(retries, video),
         )
         if dry_run:
             typer.echo(script_text(request), nl=False)
@@ -73,3 +81,13 @@ def submit_command(
         raise fail(str(error)) from None
     typer.echo(f"submitted job {submission.job_id}: script {submission.script}; logs in {submission.script.parent}", err=True)
     typer.echo(submission.job_id)
+
+
+def _run_options(retries: int, video: VideoOutput) -> tuple[str, ...]:
+    """The `pipeline run` options the job passes on: --retries, and the video encoding where it is not the default."""
+    options = ["--retries", str(retries)]
+    if video.codec != VideoOutput().codec:
+        options += ["--video-codec", video.codec]
+    if video.pixel_format is not None:
+        options += ["--video-pixel-format", video.pixel_format]
+    return tuple(options)

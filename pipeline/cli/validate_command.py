@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from pipeline.cli.common import EXIT_USAGE, console, plural, print_problems
+from pipeline.io import VideoCodecName, VideoOutput
 from pipeline.manifest import parse_manifest, validate_manifest
 
 
@@ -31,6 +32,10 @@ def validate_command(
     memory_per_worker: Annotated[str | None, typer.Option(help="As for `pipeline run`: the memory one worker may use, e.g. 8G.")] = None,
     tile: Annotated[str, typer.Option(help="As for `pipeline run`: a tile side in input pixels, or 'auto'.")] = "auto",
     tile_overlap: Annotated[int, typer.Option(min=0, help="As for `pipeline run`.")] = 32,
+    video_codec: Annotated[
+        VideoCodecName, typer.Option("--video-codec", help="As for `pipeline run`: every video row must be writable with it.")
+    ] = VideoCodecName.x264,
+    video_pixel_format: Annotated[str | None, typer.Option("--video-pixel-format", help="As for `pipeline run`.")] = None,
 ) -> None:
     """Check MANIFEST and its files, and that every image fits a worker's memory (in tiles if need
     be) with the given options as `pipeline run` would use them here; print every problem, one per
@@ -38,9 +43,10 @@ def validate_command(
 
     Always: files exist, headers decode, sizes agree, masks are read whole and binary, video
     files decode whole (their frames are counted). With --deep: every image is decoded whole too.
-    With --out: no output resolves outside that folder.
+    With --out: no output resolves outside that folder. Video rows: a constant frame rate, and an
+    output the --video-codec and --video-pixel-format can write.
     """
-    problems = validate_manifest(manifest, deep=deep, out_dir=out)
+    problems = validate_manifest(manifest, deep=deep, out_dir=out, video=VideoOutput(video_codec.value, video_pixel_format))
     out_console = console()
     if problems:
         print_problems(problems, manifest, out_console)

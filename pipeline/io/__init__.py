@@ -3,7 +3,10 @@
 * `read_image`, `probe_image`, `write_image` (PNG, JPEG, TIFF; see `pipeline.io.image` for the
   conversion rules) and `ImageReadError`, `LoadedImage`.
 * `probe_video`, `iter_video_frames`, `VideoWriter` (MP4, AVI, MOV, MKV through the ffmpeg bundled
-  with imageio-ffmpeg; streamed, never a whole video in memory) and `VideoReadError`, `VideoInfo`.
+  with imageio-ffmpeg; streamed, never a whole video in memory, at the source's bit depth) and
+  `VideoReadError`, `VideoInfo`, `FrameTiming`; `VideoOutput`, `VideoCodecName` (the encoders a
+  restored video is written with: `pipeline.io.video_codecs`) and `StreamCopy` (what a restored
+  video copied from its source: `pipeline.io.stream_copy`).
 * `probe_sequence`, `iter_sequence`, `frame_files` and `SequenceError`, `SequenceInfo`: frame
   sequences, i.e. a video file, a folder of frame images or a printf pattern such as
   ``frames/%05d.png`` (see `pipeline.io.sequence`).
@@ -14,6 +17,7 @@
 
 from pipeline.io.atomic import atomic_folder, atomic_path
 from pipeline.io.confine import OutsideOutputError, check_inside, outside_of
+from pipeline.io.frame_timing import FrameTiming
 from pipeline.io.image import (
     IMAGE_SUFFIXES,
     ImageReadError,
@@ -34,6 +38,7 @@ from pipeline.io.sequence import (
     iter_sequence,
     probe_sequence,
 )
+from pipeline.io.stream_copy import StreamCopy
 from pipeline.io.video import (
     VIDEO_SUFFIXES,
     VideoInfo,
@@ -43,16 +48,21 @@ from pipeline.io.video import (
     iter_video_frames,
     probe_video,
 )
+from pipeline.io.video_codecs import VideoCodecName, VideoOutput
 
 __all__ = [
+    "FrameTiming",
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
     "ImageReadError",
     "SequenceError",
     "SequenceInfo",
+    "StreamCopy",
     "LoadedImage",
     "OutsideOutputError",
+    "VideoCodecName",
     "VideoInfo",
+    "VideoOutput",
     "VideoReadError",
     "VideoWriter",
     "atomic_folder",

@@ -26,6 +26,7 @@ from typing import Literal
 
 import torch
 
+from pipeline.io.frame_timing import FrameTiming
 from pipeline.io.image import IMAGE_SUFFIXES, ImageReadError, is_image_path, probe_image, read_image, shape_text
 from pipeline.io.video import VideoReadError, is_video_path, iter_video_frames, probe_video
 
@@ -51,10 +52,12 @@ class SequenceInfo:
     channels: int  # of the decoded frames: 3 for a video file, 1 or 3 for frame images
     height: int
     width: int
-    bit_depth: str  # of the stored samples: "uint8" for video files; the first frame's otherwise
+    bit_depth: str  # of the decoded samples: a video file's "uint8", or "uint16" above 8 bits; the first frame's otherwise
     fps: float | None  # a video file's own frame rate (None for frame images, which have none)
     has_audio: bool  # a video file with an audio track
     expected_frames: int | None = None  # a video file's header: duration × rate (None for frame images)
+    pixel_format: str | None = None  # a video file's, e.g. yuv420p10le (None for frame images)
+    timing: FrameTiming | None = None  # a video file's frame durations (None for frame images, or unknown)
 
     @property
     def missing_frames(self) -> int:
@@ -151,9 +154,11 @@ def probe_sequence(path: Path | str, *, every_frame: bool = False) -> SequenceIn
     """Kind, frame count, frame shape, bit depth, frame rate and audio of a frame sequence.
 
     A video file is decoded once to count its frames (and its header's duration × rate kept as
-    `expected_frames`, which a truncated file falls short of). For frame images the first frame is
-    decoded; with `every_frame` every other frame's header is read too and must give the same
-    C×H×W (the check `pipeline validate` makes). Raises SequenceError saying what is wrong.
+    `expected_frames`, which a truncated file falls short of) and its packets listed for their
+    timing; its bit depth is "uint16" when its pixel format has more than 8 bits a sample. For
+    frame images the first frame is decoded; with `every_frame` every other frame's header is
+    read too and must give the same C×H×W (the check `pipeline validate` makes). Raises
+    SequenceError saying what is wrong.
     """
     path = Path(path)
     if is_video_path(path):
@@ -164,7 +169,17 @@ def probe_sequence(path: Path | str, *, every_frame: bool = False) -> SequenceIn
         if not info.frames:
             raise SequenceError(f"ffmpeg found no frames in {path}; check that the file is a complete video", path)
         return SequenceInfo(
-            "video", info.frames, 3, info.height, info.width, "uint8", info.fps or None, info.has_audio, info.expected_frames
+            "video",
+            info.frames,
+            3,
+            info.height,
+            info.width,
+            "uint16" if info.bits > 8 else "uint8",
+            info.fps or None,
+            info.has_audio,
+            info.expected_frames,
+            info.pixel_format,
+            info.timing,
         )
     return _probe_frames(path, frame_files(path), every_frame)
 

@@ -1,13 +1,17 @@
 """Video files, streamed frame by frame through the ffmpeg bundled with imageio-ffmpeg.
 
 Nothing here holds a whole video in memory: `iter_video_frames` decodes lazily and
-`VideoWriter` encodes each frame as it is written. Frames are float32 3×H×W tensors in [0, 1]
-(8-bit RGB in the file). Supported containers: .mp4 .avi .mov .mkv.
+`VideoWriter` encodes each frame as it is written. Frames are float32 3×H×W tensors in [0, 1],
+decoded at the source's depth: as 8-bit RGB from 8-bit sources, as 16-bit RGB (ffmpeg's rgb48le)
+from sources of more than 8 bits a sample (10-, 12-, 16-bit, float), so that nothing is lost
+before the engine. Frames are the stored orientation: a rotation tag is not applied (ffmpeg's
+-noautorotate) but copied to a restored video (`VideoWriter(streams_from=...)`). Supported
+containers: .mp4 .avi .mov .mkv.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -18,9 +22,13 @@ import imageio_ffmpeg
 import numpy as np
 import torch
 
-from pipeline.io._ffmpeg import ffmpeg_url
+from pipeline.io._ffmpeg import ffmpeg_url, run_ffmpeg
 from pipeline.io._pixels import check_pixels, hwc_to_tensor, quantise, to_unit_float
-from pipeline.io.atomic import atomic_path
+from pipeline.io.atomic import atomic_path, temp_path_for
+from pipeline.io.frame_timing import FrameTiming, probe_frame_timing
+from pipeline.io.pixel_formats import bits_of, needs_even, pixel_format_bits
+from pipeline.io.stream_copy import COPIED_KINDS, CopyRequest, StreamCopy, carried_colour, copy_streams
+from pipeline.io.video_streams import probe_streams
 
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv")
 
@@ -38,11 +46,14 @@ class VideoInfo:
     """What `probe_video` finds out about a video file."""
 
     fps: float  # frames per second as ffmpeg reports it (0.0 if the file does not say)
-    width: int  # of the decoded frames (after any rotation ffmpeg applies)
+    width: int  # of the decoded frames: as stored (a rotation tag is not applied, see the module docstring)
     height: int
     frames: int | None  # counted by decoding the stream; None if that failed or was skipped
     has_audio: bool
     expected_frames: int | None = None  # what the container's header promises: duration × rate (None if it does not say)
+    pixel_format: str | None = None  # of the video stream, e.g. yuv420p10le (None if ffmpeg does not say)
+    bits: int = 8  # per sample of that pixel format: more than 8 decodes as 16-bit RGB
+    timing: FrameTiming | None = None  # the frames' durations (variable frame rate?); None if skipped or unknown
 
 
 def is_video_path(path: PurePath | str) -> bool:
@@ -100,47 +111,88 @@ def _count_frames(path: Path) -> int | None:
     return int(frames) if frames is not None else None
 
 
+def _timing(path: Path) -> FrameTiming | None:
+    try:
+        return probe_frame_timing(path)
+    except RuntimeError:  # ffmpeg cannot list the packets; the timing is optional
+        return None
+
+
 def probe_video(path: Path | str, *, count_frames: bool = True) -> VideoInfo:
-    """Frame rate, frame size, frame count and whether there is an audio track.
+    """Frame rate, frame size, frame count, pixel format, frame timing and whether there is an audio track.
 
     The frame count comes from decoding the whole video stream (exact, but it takes a while for
-    long videos); pass `count_frames=False` to skip it (frames is then None). `expected_frames`
-    is what the container's header promises instead, its duration times its rate (rounded; the
-    duration is the container's, to 1/100 s): a truncated file decodes fewer frames than that.
+    long videos) and the timing from listing its packets; pass `count_frames=False` to skip both
+    (frames and timing are then None). `expected_frames` is what the container's header promises
+    instead, its duration times its rate (rounded; the duration is the container's, to 1/100 s): a
+    truncated file decodes fewer frames than that. It is None when the header does not say, and
+    when an audio track longer than the picture is what fills the container's duration.
     Raises VideoReadError for a missing, unsupported or undecodable file.
     """
     path = _check_video_file(path)
-    reader = imageio_ffmpeg.read_frames(ffmpeg_url(path))
+    reader = imageio_ffmpeg.read_frames(ffmpeg_url(path), input_params=["-noautorotate"])
     try:
         meta = _first_meta(path, reader)
     finally:
         reader.close()  # stops ffmpeg
     width, height = meta["size"]
     fps, duration = float(meta.get("fps") or 0.0), float(meta.get("duration") or 0.0)
+    pixel_format = str(meta.get("pix_fmt") or "").split("(", 1)[0].strip() or None
+    timing = _timing(path) if count_frames else None
     return VideoInfo(
         fps=fps,
         width=int(width),
         height=int(height),
         frames=_count_frames(path) if count_frames else None,
         has_audio="audio_codec" in meta,
-        expected_frames=round(duration * fps) if duration > 0 and fps > 0 else None,
+        expected_frames=_expected_frames(duration, fps, timing),
+        pixel_format=pixel_format,
+        bits=pixel_format_bits().get(pixel_format or "", 8),
+        timing=timing,
     )
 
 
-def _frame_tensor(raw: bytes, height: int, width: int) -> torch.Tensor:
-    samples = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
-    return hwc_to_tensor(to_unit_float(samples))
+def _expected_frames(duration: float, fps: float, timing: FrameTiming | None) -> int | None:
+    """The container's duration × rate; None when the audio, not the picture, fills that duration
+    (the audio's packets reach it, the video's stop earlier): a longer soundtrack, not a truncated file."""
+    if duration <= 0 or fps <= 0:
+        return None
+    audio_end = timing.audio_end_s if timing is not None else None
+    if timing is not None and audio_end is not None and timing.video_end_s < audio_end and duration - audio_end < 1.5 / fps:
+        return None
+    return round(duration * fps)
+
+
+def _source_is_deep(path: Path) -> bool:
+    """Whether the video stream of `path` has more than 8 bits a sample (decoded as 16-bit RGB)."""
+    try:
+        pixel_format = probe_streams(path).pixel_format
+    except ValueError as err:
+        raise _cannot_decode(path, err) from err
+    return pixel_format_bits().get(pixel_format or "", 8) > 8
+
+
+def _frame_tensor(raw: bytes, height: int, width: int, deep: bool) -> torch.Tensor:
+    samples = np.frombuffer(raw, dtype="<u2" if deep else np.uint8).reshape(height, width, 3)
+    return hwc_to_tensor(to_unit_float(samples.astype(np.uint16) if deep else samples))
 
 
 def _decode_frames(path: Path, start: int, stop: int | None) -> Generator[torch.Tensor, None, None]:
     if stop is not None and stop <= start:
         return  # an empty range: no need to start ffmpeg
-    output_params = ["-an", "-sn"]
+    deep = _source_is_deep(path)
+    output_params = ["-an", "-sn", "-dn"]
     if start > 0:  # ffmpeg drops the frames before start itself: they are decoded, but never converted or piped
         output_params += ["-vf", f"select=gte(n\\,{start})", "-fps_mode", "passthrough"]
     if stop is not None:
         output_params += ["-frames:v", str(stop - start)]
-    reader = imageio_ffmpeg.read_frames(ffmpeg_url(path), pix_fmt="rgb24", output_params=output_params)
+    reader = imageio_ffmpeg.read_frames(
+        ffmpeg_url(path),
+        pix_fmt="rgb48le" if deep else "rgb24",
+        bits_per_pixel=48 if deep else 24,
+        input_params=["-noautorotate"],
+        output_params=output_params,
+    )
     try:
         width, height = _first_meta(path, reader)["size"]
         index = start
@@ -154,7 +206,7 @@ def _decode_frames(path: Path, start: int, stop: int | None) -> Generator[torch.
                     f"cannot decode frame {index} of {path}: {_short(err)}; the video may be truncated or damaged",
                     path,
                 ) from err
-            yield _frame_tensor(raw, height, width)
+            yield _frame_tensor(raw, height, width, deep)
             index += 1
     finally:
         reader.close()  # stops ffmpeg, also when the caller closes this generator early
@@ -162,6 +214,9 @@ def _decode_frames(path: Path, start: int, stop: int | None) -> Generator[torch.
 
 def iter_video_frames(path: Path | str, start: int = 0, stop: int | None = None) -> Generator[torch.Tensor, None, None]:
     """Yield frames `start` to `stop - 1` (all to the end if stop is None) as float32 3×H×W in [0, 1].
+
+    A source of more than 8 bits a sample is decoded as 16-bit RGB (its low bits kept), an 8-bit
+    one as 8-bit RGB; frames are the stored orientation (no rotation applied).
 
     Frames are decoded lazily, one at a time. ffmpeg starts at the first `next()` and is stopped
     when the generator finishes, is closed (`.close()`, or leaving a `with contextlib.closing(...)`
@@ -181,9 +236,8 @@ def iter_video_frames(path: Path | str, start: int = 0, stop: int | None = None)
 
 def _check_even(pix_fmt: str, width: int, height: int) -> None:
     """Chroma-subsampled formats need even sizes; this module raises instead of padding or scaling."""
-    needs_even_width = "420" in pix_fmt or "422" in pix_fmt or pix_fmt in ("nv12", "nv21")
-    needs_even_height = "420" in pix_fmt or pix_fmt in ("nv12", "nv21")
-    if (needs_even_width and width % 2) or (needs_even_height and height % 2):
+    even_width, even_height = needs_even(pix_fmt)
+    if (even_width and width % 2) or (even_height and height % 2):
         raise ValueError(
             f"{pix_fmt} video needs an even width and height, got {width}×{height}; crop or pad the frames "
             f"to {width + width % 2}×{height + height % 2}, or use pix_fmt='yuv444p' or lossless=True"
@@ -204,14 +258,22 @@ class VideoWriter:
     finished, the result is checked to be a readable video and renamed onto `path`; if the block
     raises, or no frame was written, the temporary file is removed and `path` is untouched.
 
-    Encoding: `codec` (default libx264) at constant quality `crf` (x264 scale, 0 to 51, lower is
-    better; None leaves the codec's default) and `pix_fmt` (default yuv420p, which plays
-    everywhere but needs even width and height: an odd size raises ValueError rather than being
-    padded). `lossless=True` overrides codec and pixel format with lossless RGB H.264
-    (libx264rgb, qp 0): frames read back bit-exact. `audio_from` copies (re-encoding to AAC) the
-    first audio track of another file, such as the source video, cut (or padded with silence) to
-    the video's length; a file without audio is ignored. `root`: the output folder the video must
-    resolve inside (see `atomic_path`).
+    Encoding: `codec` (an ffmpeg encoder, default libx264) at constant quality `crf` (x264 scale,
+    0 to 51, lower is better; None leaves the codec's default, and codecs without one need None),
+    with the encoder's own `options` (e.g. ``("-profile:v", "3")``), in `pix_fmt` (default yuv420p,
+    which plays everywhere but needs even width and height: an odd size raises ValueError rather
+    than being padded). Frames reach ffmpeg as 8-bit RGB, or as 16-bit RGB (rgb48le) when
+    `pix_fmt` has more than 8 bits a sample, so a 10-, 12- or 16-bit output gets the frames' low
+    bits too. `lossless=True` overrides codec and pixel format with lossless RGB H.264 (libx264rgb,
+    qp 0): 8-bit frames read back bit-exact (for 16 bits, FFV1 in .mkv with pix_fmt gbrp16le).
+
+    `streams_from` (the source video) copies, unchanged (`pipeline.io.stream_copy`), its audio,
+    subtitle, data and attachment streams, its tags and chapters, and its video stream's tags,
+    rotation and colour tags (the frames are converted to Y'CbCr with its colour matrix and range);
+    a stream the container cannot hold is left out, and `streams` (after the block) says what was
+    copied and dropped. `audio_from` copies only the audio streams of another file (unchanged,
+    whole; a file without audio is ignored). `root`: the output folder the video must resolve
+    inside (see `atomic_path`).
     """
 
     def __init__(
@@ -226,6 +288,8 @@ class VideoWriter:
         pix_fmt: str = "yuv420p",
         lossless: bool = False,
         preset: str | None = None,
+        options: Sequence[str] = (),
+        streams_from: Path | str | None = None,
         audio_from: Path | str | None = None,
         root: Path | None = None,
     ) -> None:
@@ -237,42 +301,66 @@ class VideoWriter:
             raise ValueError(f"fps must be > 0, got {fps!r}")
         if not all(isinstance(n, int) and n >= 1 for n in (width, height)):
             raise ValueError(f"width and height must be integers >= 1, got {width!r}×{height!r}")
+        if streams_from is not None and audio_from is not None:
+            raise ValueError("give streams_from (every stream and the tags of the source) or audio_from (its audio only), not both")
         self.fps, self.width, self.height = float(fps), width, height
         self.codec, self.pix_fmt = ("libx264rgb", "rgb24") if lossless else (codec, pix_fmt)
         _check_even(self.pix_fmt, width, height)
-        self.lossless, self.crf, self.preset = lossless, crf, preset
+        self.samples = "uint16" if bits_of(self.pix_fmt) > 8 else "uint8"  # what ffmpeg is fed: rgb48le or rgb24
+        self.lossless, self.crf, self.preset, self.options = lossless, crf, preset, tuple(options)
+        self.streams_from = Path(streams_from) if streams_from is not None else None
         self.audio_from = Path(audio_from) if audio_from is not None else None
         self.frames_written = 0
+        self.streams: StreamCopy | None = None  # what was copied from streams_from / audio_from, once written
+        self._copy: CopyRequest | None = None
         self._encoder: Generator[None, Any, None] | None = None
         self._stack: ExitStack | None = None
         self._tmp: Path | None = None
+        self._encoded: Path | None = None
+
+    def _copy_request(self) -> CopyRequest | None:
+        """What to copy from the source (probed now), or None when there is nothing to copy."""
+        source = self.streams_from or self.audio_from
+        if source is None:
+            return None
+        try:
+            info = probe_streams(source)
+        except ValueError as err:
+            raise VideoReadError(f"cannot copy the streams of {source}: {err}", source) from err
+        if self.streams_from is None:
+            request = CopyRequest(source, info, ("audio",), everything=False)
+            return request if request.candidates() else None
+        try:
+            timing = probe_frame_timing(source, packets=16)
+        except RuntimeError:
+            timing = None
+        return CopyRequest(source, info, COPIED_KINDS, everything=True, video_start=timing.start_s if timing is not None else 0.0)
 
     def _output_params(self) -> list[str]:
         params = ["-qp", "0"] if self.lossless else ([] if self.crf is None else ["-crf", str(self.crf)])
         if self.preset is not None:
             params += ["-preset", self.preset]
-        return params
+        source = self._copy.info if self._copy is not None and self._copy.everything else None
+        colour = carried_colour(source, self.pix_fmt) if source is not None else None
+        if colour is not None:  # converted to Y'CbCr with the source's matrix and range, as the stream is tagged
+            params += ["-colorspace", colour.space] if colour.space is not None else []
+            params += ["-color_range", colour.range] if colour.range is not None else []
+        if source is not None and source.sample_aspect is not None:  # non-square pixels (DV, anamorphic) stay so
+            params += ["-vf", "setsar={}/{}".format(*source.sample_aspect)]
+        return [*params, *self.options]
 
-    def _start_encoder(self, tmp: Path) -> Generator[None, Any, None]:
-        audio: dict[str, Any] = {}
-        output_params = self._output_params()
-        if self.audio_from is not None and probe_video(self.audio_from, count_frames=False).has_audio:
-            audio = {"audio_path": ffmpeg_url(self.audio_from), "audio_codec": "aac"}
-            # Silence pads an audio track shorter than the video, so that -shortest cuts the audio
-            # to the video's length and never drops the video's last frames.
-            output_params += ["-af", "apad", "-shortest"]
+    def _start_encoder(self, target: Path) -> Generator[None, Any, None]:
         encoder = imageio_ffmpeg.write_frames(
-            ffmpeg_url(tmp),
+            ffmpeg_url(target),
             (self.width, self.height),
-            pix_fmt_in="rgb24",
+            pix_fmt_in="rgb48le" if self.samples == "uint16" else "rgb24",
             pix_fmt_out=self.pix_fmt,
             fps=self.fps,
             quality=None,
             codec=self.codec,
             macro_block_size=1,  # never let imageio-ffmpeg rescale frames
             ffmpeg_log_level="error",
-            output_params=output_params,
-            **audio,
+            output_params=self._output_params(),
         )
         encoder.send(None)  # starts ffmpeg
         return encoder
@@ -283,7 +371,13 @@ class VideoWriter:
         with ExitStack() as stack:
             tmp = stack.enter_context(atomic_path(self.path, keep_suffix=True, root=self.root))
             self._tmp = tmp
-            encoder = self._start_encoder(tmp)
+            self._copy = self._copy_request()
+            encoded = tmp
+            if self._copy is not None:  # the encoder's own file, muxed with the source's streams into tmp at the end
+                encoded = temp_path_for(self.path, keep_suffix=True)
+                stack.callback(encoded.unlink, missing_ok=True)
+            self._encoded = encoded
+            encoder = self._start_encoder(encoded)
             stack.callback(encoder.close)  # runs before atomic_path's exit (last in, first out)
             self._encoder = encoder
             self._stack = stack.pop_all()
@@ -296,29 +390,28 @@ class VideoWriter:
         pixels = check_pixels(frame, "frame", (1, 3))
         if tuple(pixels.shape[1:]) != (self.height, self.width):
             raise ValueError(f"frame is {pixels.shape[1]}×{pixels.shape[2]} (H×W) but the video {self.path} is {self.height}×{self.width}")
-        samples = quantise(pixels.expand(3, -1, -1), "uint8")
+        samples = quantise(pixels.expand(3, -1, -1), self.samples)
         try:
-            self._encoder.send(samples.tobytes())
+            self._encoder.send(samples.astype("<u2").tobytes() if self.samples == "uint16" else samples.tobytes())
         except OSError as err:
             where = f"frame {self.frames_written} of {self.path}"
             raise OSError(f"ffmpeg stopped while writing {where}: {_short(err)}") from err
         self.frames_written += 1
 
     def _finish(self) -> None:
-        """Flush ffmpeg and check the temporary file is a readable video (before it is renamed)."""
-        assert self._encoder is not None and self._tmp is not None
+        """Flush ffmpeg, copy the source's streams in, and check the temporary file is a readable video (before it is renamed)."""
+        assert self._encoder is not None and self._tmp is not None and self._encoded is not None
         if self.frames_written == 0:
             raise ValueError(f"no frames were written to {self.path}; it was not created")
         self._encoder.close()  # waits for ffmpeg to finish the file
-        if not self._tmp.is_file() or self._tmp.stat().st_size == 0:
+        if not self._encoded.is_file() or self._encoded.stat().st_size == 0:
             raise OSError(f"ffmpeg produced no output for {self.path}; see its messages above")
-        reader = imageio_ffmpeg.read_frames(ffmpeg_url(self._tmp))
-        try:
-            _first_meta(self._tmp, reader)
-        except VideoReadError as err:
-            raise OSError(f"ffmpeg wrote an unreadable video for {self.path}, so it was not kept: {err}") from err
-        finally:
-            reader.close()
+        if self._copy is not None:
+            self.streams = copy_streams(self._encoded, self._copy, self._tmp, self.pix_fmt)
+        try:  # decode the first picture and stop: a reader closed early would leave ffmpeg to be killed after a timeout
+            run_ffmpeg(["-noautorotate", "-i", ffmpeg_url(self._tmp), "-map", "0:v:0", "-frames:v", "1", "-f", "null", "-"])
+        except RuntimeError as err:
+            raise OSError(f"ffmpeg wrote an unreadable video for {self.path}, so it was not kept: {_short(err)}") from err
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         stack, self._stack = self._stack, None
@@ -326,7 +419,7 @@ class VideoWriter:
             return False
         try:
             if exc_type is None:
-                with stack:  # an error in _finish unwinds the stack: ffmpeg stopped, temp file removed
+                with stack:  # an error in _finish unwinds the stack: ffmpeg stopped, temporary files removed
                     self._finish()
                 return False
             return bool(stack.__exit__(exc_type, exc, tb))

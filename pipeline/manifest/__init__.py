@@ -38,8 +38,10 @@ Columns (`VALID_COLUMNS`; an empty cell means "not given"):
   30000/1001). A video file is written at its own frame rate, so `fps` is refused there.
 
 Video rows need a frame-wise task (denoise, sr*, inpaint, watermark; not flash). Their files are
-checked too: the video decodes and has frames, frame images decode with one size, masks and
-references fit the frames (size, channel count, frame count).
+checked too: the video decodes, has frames and a constant frame rate, frame images decode with
+one size, masks and references fit the frames (size, channel count, frame count). Given the run's
+video encoding (`video=`: --video-codec, --video-pixel-format), every video row's output must be
+writable that way (`pipeline.manifest.encoding_checks`).
 
 Masks are decoded whole and must be binary; other images are checked from their headers, or
 decoded whole with `deep=True` (`pipeline validate --deep`; `pipeline.manifest.pixel_checks`).

@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from dip_engine import Task, get_task, task_names
 from dip_engine.video import FRAME_WISE_KINDS
-from pipeline.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_frame_pattern, is_image_path, is_video_path
+from pipeline.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoOutput, is_frame_pattern, is_image_path, is_video_path
+from pipeline.manifest.encoding_checks import check_video_encodings
 from pipeline.manifest.file_checks import check_files as check_referenced_files
 from pipeline.manifest.output_checks import check_outputs_inside
 from pipeline.manifest.schema import (
@@ -39,7 +40,9 @@ _IMAGE_EXTENSIONS = " ".join(IMAGE_SUFFIXES)
 _VIDEO_EXTENSIONS = " ".join(VIDEO_SUFFIXES)
 
 
-def parse_manifest(path: Path, *, check_files: bool = True, deep: bool = False, out_dir: Path | None = None) -> list[ManifestRow]:
+def parse_manifest(
+    path: Path, *, check_files: bool = True, deep: bool = False, out_dir: Path | None = None, video: VideoOutput | None = None
+) -> list[ManifestRow]:
     """Read and validate a manifest; a ManifestError lists every problem found in it.
 
     Every row is read and every problem collected before raising. check_files=True also checks
@@ -49,11 +52,13 @@ def parse_manifest(path: Path, *, check_files: bool = True, deep: bool = False, 
     rows, that the video decodes (its frames are counted) or the frame images all have one size,
     and that masks and references have as many frames as the input
     (`pipeline.manifest.video_checks`). With `out_dir` (the output folder), no output may resolve
-    outside it through a symbolic link (`pipeline.manifest.output_checks`).
+    outside it through a symbolic link (`pipeline.manifest.output_checks`). With `video` (the run's
+    --video-codec and --video-pixel-format), every video row must be writable that way
+    (`pipeline.manifest.encoding_checks`).
     """
     path = Path(path)
     report = Report(path)
-    drafts = _parse(path, report, check_files=check_files, deep=deep, out_dir=out_dir)
+    drafts = _parse(path, report, check_files=check_files, deep=deep, out_dir=out_dir, video=video)
     if report.problems:
         raise ManifestError(path, report.problems)
     return [draft.to_row() for draft in drafts]
@@ -92,6 +97,7 @@ def read_manifest(
     deep: bool = False,
     out_dir: Path | None = None,
     trusted: Callable[[ManifestRow], bool] | None = None,
+    video: VideoOutput | None = None,
 ) -> ManifestReading:
     """Read a manifest as `parse_manifest` does, but row by row instead of all or nothing: the
     valid rows, and each invalid row with its reasons (what `pipeline run --skip-invalid` runs and
@@ -100,7 +106,7 @@ def read_manifest(
     does not make it invalid."""
     path = Path(path)
     report = Report(path)
-    drafts = _parse(path, report, check_files=check_files, deep=deep, out_dir=out_dir, trusted=trusted)
+    drafts = _parse(path, report, check_files=check_files, deep=deep, out_dir=out_dir, trusted=trusted, video=video)
     reasons: dict[int, list[str]] = {}
     for problem in report.problems:
         if problem.row_number is not None:
@@ -124,10 +130,12 @@ def read_manifest(
     return ManifestReading(rows, invalid, report.problems)
 
 
-def validate_manifest(path: Path, *, check_files: bool = True, deep: bool = False, out_dir: Path | None = None) -> list[ManifestProblem]:
+def validate_manifest(
+    path: Path, *, check_files: bool = True, deep: bool = False, out_dir: Path | None = None, video: VideoOutput | None = None
+) -> list[ManifestProblem]:
     """The problems `parse_manifest` would raise, without raising; an empty list if it is valid."""
     report = Report(Path(path))
-    _parse(Path(path), report, check_files=check_files, deep=deep, out_dir=out_dir)
+    _parse(Path(path), report, check_files=check_files, deep=deep, out_dir=out_dir, video=video)
     return report.problems
 
 
@@ -139,6 +147,7 @@ def _parse(
     deep: bool,
     out_dir: Path | None,
     trusted: Callable[[ManifestRow], bool] | None = None,
+    video: VideoOutput | None = None,
 ) -> list[Draft]:
     records = _read_records(path, report)
     if not records:
@@ -150,7 +159,7 @@ def _parse(
     if not rows:
         report.add(None, None, f"the manifest has a header (line {header_line}) but no rows; add one row per image")
     base = Path(os.path.abspath(path)).parent
-    drafts = [_parse_row(line, cells, columns, base, report) for line, cells in rows]
+    drafts = [_parse_row(line, cells, columns, base, report, video) for line, cells in rows]
     _check_unique(drafts, report)
     if out_dir is not None:
         check_outputs_inside(drafts, out_dir, report)
@@ -158,6 +167,9 @@ def _parse(
         flawed = {problem.row_number for problem in report.problems}
         checked = [draft for draft in drafts if trusted is None or draft.line in flawed or not trusted(draft.to_row())]
         check_referenced_files(checked, report, deep=deep)
+    if video is not None:  # after the file checks: they find the frames' size
+        flawed = {problem.row_number for problem in report.problems}
+        check_video_encodings([d for d in drafts if d.line in flawed or trusted is None or not trusted(d.to_row())], video, report)
     report.problems.sort(key=lambda problem: problem.row_number or 0)  # stable: a row's own order kept
     return drafts
 
@@ -215,7 +227,7 @@ def _read_header(header: list[str], report: Report) -> list[str] | None:
     return None
 
 
-def _parse_row(line: int, cells: list[str], columns: list[str], base: Path, report: Report) -> Draft:
+def _parse_row(line: int, cells: list[str], columns: list[str], base: Path, report: Report, video: VideoOutput | None) -> Draft:
     """Parse one record; each problem is reported and leaves its field None."""
     unnamed = [cell for name, cell in zip_longest(columns, cells) if not name and cell]
     if unnamed:
@@ -241,7 +253,7 @@ def _parse_row(line: int, cells: list[str], columns: list[str], base: Path, repo
         draft.max_iterations = _parse_int(given["max_iterations"], "max_iterations", 1, None, line, report)
     if "seed" in given:
         draft.seed = _parse_int(given["seed"], "seed", 0, _MAX_SEED, line, report)
-    draft.output = _parse_output(draft, report)
+    draft.output = _parse_output(draft, report, video)
     return draft
 
 
@@ -386,15 +398,18 @@ def _parse_scale(draft: Draft, report: Report) -> int | None:
     return scale
 
 
-def _parse_output(draft: Draft, report: Report) -> PurePosixPath | None:
-    """The output path relative to the output folder: the cell, or `<id>.<input extension>`."""
+def _parse_output(draft: Draft, report: Report, video: VideoOutput | None) -> PurePosixPath | None:
+    """The output path relative to the output folder: the cell, or `<id>.<input extension>`
+    (frame images: `<id>.mp4`); a video whose default extension's container cannot hold the run's
+    codec (`video`) gets the codec's own container instead (ffv1: `<id>.mkv`, prores: `<id>.mov`)."""
     text = draft.given.get("output")
     if text is None:
         if draft.id is None or draft.input is None:
             return None
-        if input_kind(draft.input) == "frames":
-            return PurePosixPath(draft.id + ".mp4")
-        suffix = draft.input.suffix.lower()
+        kind = input_kind(draft.input)
+        suffix = ".mp4" if kind == "frames" else draft.input.suffix.lower()
+        if kind != "image" and video is not None and suffix not in video.spec.suffixes:
+            suffix = video.spec.suffixes[0]
         return PurePosixPath(draft.id + (".png" if suffix in _LOSSY_SUFFIXES else suffix))
     problem = _output_problem(text, draft.input)
     if problem is not None:

@@ -3,8 +3,9 @@
 A video row's input is a video file or frame images (a folder or a printf pattern). Checked,
 each problem reported at its row and column:
 
-* the input: a video file decodes and has at least one frame; frame images exist, decode and all
-  have one C×H×W; frames are at least 4×4 pixels;
+* the input: a video file decodes, has at least one frame and a constant frame rate (a variable
+  rate would change its timing when written back at one rate); frame images exist, decode and
+  all have one C×H×W; frames are at least 4×4 pixels;
 * the mask (inpainting): one image of the frames' H×W, or frame images with one mask per frame,
   each of the frames' H×W;
 * the reference: a video or frame images with as many frames as the input, each of the
@@ -16,6 +17,7 @@ each problem reported at its row and column:
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from pipeline.io import SequenceError, SequenceInfo, is_frame_pattern, is_image_path, probe_sequence, shape_text
@@ -37,6 +39,9 @@ def check_video_row(draft: Draft, sequences: Sequences, mask_shape: Shape | None
     draft.source = source
     if source.kind == "frames":
         pixels.frames(draft, "input", report)
+    variable = variable_rate_problem(draft.input, source) if draft.input is not None else None
+    if variable is not None:
+        report.add(draft.line, "input", variable)
     if min(source.height, source.width) < MIN_SIDE:
         report.add(draft.line, "input", f"the frames are {source.height}x{source.width} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed")
     if mask_shape is not None and mask_shape[1:] != (source.height, source.width):
@@ -54,6 +59,21 @@ def check_video_row(draft: Draft, sequences: Sequences, mask_shape: Shape | None
         _check_reference(draft, source, references, report)
         if references.kind == "frames":
             pixels.frames(draft, "reference", report)
+
+
+def variable_rate_problem(path: Path, source: SequenceInfo) -> str | None:
+    """Why a video file of variable frame rate cannot be restored as it is, with the command that
+    converts it; None for a constant rate, unknown timing and frame images."""
+    timing = source.timing
+    if source.kind != "video" or timing is None or not timing.variable:
+        return None
+    rate = f"{source.fps:g}" if source.fps else f"{1000 / timing.shortest_ms:g}"
+    converted = path.with_name(f"{path.stem}_cfr{path.suffix}")
+    command = f"ffmpeg -i {shlex.quote(str(path))} -fps_mode cfr -r {rate} {shlex.quote(str(converted))}"
+    return (
+        f"{path.name} has a variable frame rate (frame durations {timing.text()}); the restored video would change its "
+        f"timing; convert it to a constant rate first: {command}"
+    )
 
 
 def _is_still(path: Path) -> bool:

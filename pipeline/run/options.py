@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.io import VideoOutput
 from pipeline.run.shard import Shard
 from pipeline.work.processors import Processors
 from pipeline.work.units import FramesFormat
@@ -32,3 +33,10 @@ class RunOptions:
     tile_batch: int | None = None  # at most this many tiles per unit; None = as many as a worker's memory holds
     memory_per_worker: int | None = None  # bytes; None = the machine's (or job's) memory shared among workers, or the GPU's
     allow_short_video: bool = False  # restore video files that decode short of their header's duration × rate (truncated)
+    video_codec: str = "x264"  # what videos are written with: x264, x265, ffv1 or prores (pipeline.io.video_codecs)
+    video_pixel_format: str | None = None  # an ffmpeg pix_fmt for the videos written; None = the codec's default
+
+    @property
+    def video(self) -> VideoOutput:
+        """The videos' encoding (ValueError for an unknown codec)."""
+        return VideoOutput(self.video_codec, self.video_pixel_format)

@@ -12,9 +12,10 @@ from typing import Any
 from dip_engine import get_task
 from dip_engine.tiling import TilingConfig
 from dip_engine.video import ChainConfig
+from pipeline.io import VideoOutput
 from pipeline.ledger import Ledger
 from pipeline.manifest import ManifestRow
-from pipeline.records import is_done
+from pipeline.records import KIND_VIDEO, is_done
 from pipeline.run.book import Book, PartedJob
 from pipeline.run.fingerprint import Fingerprint, fingerprint
 from pipeline.run.memory_budget import worker_budget_bytes
@@ -46,6 +47,7 @@ class Plan:
     memory_per_worker: int = 0  # bytes of the budget the rows were sized for
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)  # every planned row's, by id: stamped on its lines
     changed: list[str] = field(default_factory=list)  # ids of rows done before whose fingerprint changed since: redone
+    reencoded: list[str] = field(default_factory=list)  # ids of videos done before with another encoding: redone
 
     @property
     def parted(self) -> list[PartedJob]:
@@ -97,8 +99,9 @@ class Plan:
     def output_bytes(self) -> int:
         """An upper bound on what the planned units write, counted uncompressed: each image's
         output (its samples' bytes at the input's depth), plus the float32 arrays of its tiles
-        while it is tiled; each video's frames at 8 bits, once kept losslessly in its segments'
-        folders and once more in the video file and any --frames copy."""
+        while it is tiled; each video's frames at their stored depth (8 bits, or 16 for deeper
+        sources), once kept losslessly in its segments' folders and once more in the video file
+        and any --frames copy."""
         total = 0
         for sizing in self.sizings.values():
             channels, height, width = sizing.shape
@@ -108,7 +111,8 @@ class Plan:
                 total += pixels * 4 * 2  # the tiles' float32 arrays; overlaps repeat pixels (at most twice)
         for job in self.videos:
             scale = job.row.scale or 1
-            total += 2 * job.frames * 3 * job.source.height * job.source.width * scale**2
+            sample_bytes = 1 if job.source.bit_depth == "uint8" else 2
+            total += 2 * job.frames * 3 * job.source.height * job.source.width * scale**2 * sample_bytes
         return total
 
     def peaks_by_task(self) -> dict[str, int]:
@@ -198,6 +202,11 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
     ledger = Ledger(options.out_dir)
     fingerprints = {row.id: fingerprint(row) for row in rows}
     records, changed = current_records({} if options.force else ledger.load(), fingerprints)
+    reencoded = sorted(
+        unit_id for unit_id, record in records.items() if unit_id in fingerprints and encoded_otherwise(record, options.video)
+    )
+    for unit_id in reencoded:  # redone with this run's encoding (the restored frames are not kept once a video is done)
+        del records[unit_id]
     done = ledger.done_ids(records)
     units: list[Unit] = []
     skipped: list[ManifestRow] = []
@@ -225,6 +234,7 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
                     warping_error=options.warping_error,
                     tiling=TilingConfig(options.tile, options.tile_overlap, options.tile_batch, request.budget),
                     allow_short_video=options.allow_short_video,
+                    video=options.video,
                 )
                 videos.append(job)
             else:
@@ -244,7 +254,19 @@ def plan_run(rows: list[ManifestRow], options: RunOptions, *, cluster: dict[str,
             problems.append(str(error))
     if problems:
         raise PlanError(problems)
-    return Plan(units, skipped, workers, gpus_per_worker, cpus_per_worker, videos, tiled, sizings, request.budget, fingerprints, changed)
+    return Plan(
+        units, skipped, workers, gpus_per_worker, cpus_per_worker, videos, tiled, sizings, request.budget, fingerprints, changed, reencoded
+    )
+
+
+def encoded_otherwise(record: dict[str, Any], video: VideoOutput) -> bool:
+    """Whether `record` is a done video line written with another codec than `video`'s, or
+    (when `video` names one) another pixel format. Lines from before the choice existed were H.264."""
+    if record.get("kind") != KIND_VIDEO or not is_done(record):
+        return False
+    if (record.get("codec") or "x264") != video.codec:
+        return True
+    return video.pixel_format is not None and record.get("pixel_format") != video.pixel_format
 
 
 def current_records(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dip_engine.tiling import TilingConfig
-from pipeline.io import SequenceError, SequenceInfo, probe_sequence
+from pipeline.io import SequenceError, SequenceInfo, VideoOutput, probe_sequence
 from pipeline.ledger import Ledger
 from pipeline.manifest import ManifestRow
 from pipeline.video.segments import Segment, segment_ranges
@@ -61,6 +61,7 @@ class VideoJob:
     tiling: TilingConfig | None = None  # how the segments tile frames too large for one fit
     done: Mapping[int, dict[str, Any]] = field(default_factory=dict)  # segment index -> done record
     allow_short_video: bool = False  # the run's --allow-short-video: restore a truncated file's frames
+    video: VideoOutput = VideoOutput()  # the run's --video-codec and --video-pixel-format, for the assembly
 
     @property
     def parts(self) -> int:
@@ -86,7 +87,7 @@ class VideoJob:
 
     def assembly(self, records: tuple[dict[str, Any], ...]) -> AssemblyUnit:
         """The video's assembly from its segments' done records (in segment order)."""
-        return AssemblyUnit(self.row, self.source, self.fps, self.segments, records, self.frames_format, self.warping_error)
+        return AssemblyUnit(self.row, self.source, self.fps, self.segments, records, self.frames_format, self.warping_error, self.video)
 
     def part_failed(self, unit: SegmentUnit, record: dict[str, Any]) -> str:
         """Why the video fails when `unit` failed for good with `record`."""
@@ -108,12 +109,14 @@ def plan_video(
     warping_error: bool,
     tiling: TilingConfig | None = None,
     allow_short_video: bool = False,
+    video: VideoOutput | None = None,
 ) -> VideoJob:
     """The row's segments and which are already done (none with `force`); see the module docstring.
 
     The input is probed unless the row carries what validation found (`ManifestRow.source`),
     which counts the frames that decode and reads what the header promises (a shortfall refuses
-    the video unless `allow_short_video`: see the module docstring).
+    the video unless `allow_short_video`: see the module docstring). `video`: how its assembly
+    encodes it (default: `VideoOutput()`, H.264).
     Raises VideoPlanError naming the row when its input cannot be probed or has no frame rate.
     """
     try:
@@ -130,7 +133,9 @@ def plan_video(
             record = records.get(segment_id(row.id, segment.index))
             if record is not None and _finished(record, segment, ledger.out_dir, row.id) and ledger.is_done(record):
                 done[segment.index] = record
-    return VideoJob(row, source, float(fps), segments, frames_format, warping_error, tiling, done, allow_short_video)
+    return VideoJob(
+        row, source, float(fps), segments, frames_format, warping_error, tiling, done, allow_short_video, video or VideoOutput()
+    )
 
 
 def _finished(record: Mapping[str, Any], segment: Segment, out_dir: Path, row_id: str) -> bool:

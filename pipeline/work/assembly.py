@@ -1,8 +1,12 @@
 """A video's last step on a worker: its segments' frames streamed into the output video.
 
 `assemble_video` reads the kept frames of every segment in order, one at a time, and writes them
-with `pipeline.io.VideoWriter` (atomically) at the video's frame rate, copying the input's audio
-track when it has one; with --frames it also writes them as PNG or TIFF files into
+with `pipeline.io.VideoWriter` (atomically) at the video's frame rate, encoded as the run asks
+(`AssemblyUnit.video`: --video-codec, --video-pixel-format; `pipeline.io.video_codecs`), 16-bit
+frames fed at 16 bits. A video-file input's audio, subtitle, data and attachment streams, tags,
+chapters, rotation and colour tags are copied unchanged (`pipeline.io.stream_copy`); its ledger
+line lists the streams copied and those the container could not hold. With --frames it also
+writes them as PNG or TIFF files into
 ``<output stem>_frames/`` (atomically, as a folder). While streaming it measures the temporal
 consistency of the result (`dip_engine.temporal.TemporalConsistency`) against the reference
 frames, or the input frames when there is no reference.
@@ -24,7 +28,8 @@ from dip_engine.step import CompiledSteps
 from dip_engine.temporal import TemporalConsistency
 from pipeline.io import VideoWriter, atomic_folder, iter_sequence, read_image, write_image
 from pipeline.records import VideoRecord
-from pipeline.work.common import UnitError, upsample_to
+from pipeline.work.common import UnitError, output_bit_depth, upsample_to
+from pipeline.work.frame_figures import VideoFrameFigures
 from pipeline.work.units import AssemblyUnit, frame_counts, frame_name, frames_folder, segment_folder
 
 
@@ -34,11 +39,6 @@ def _restored_frames(unit: AssemblyUnit, out_dir: Path) -> Iterator[tuple[int, P
         folder = out_dir / segment_folder(unit.row.id, segment.index)
         for index in range(segment.start, segment.stop):
             yield index, folder / frame_name(index)
-
-
-def _pixel_format(width: int, height: int) -> str:
-    """yuv420p (plays everywhere) for even sizes; yuv444p, which needs no even size, otherwise."""
-    return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
 
 
 def _export(folder: Path, index: int, stored: Path, frame: Tensor, bit_depth: str, frames_format: str) -> None:
@@ -76,17 +76,28 @@ def _run(unit: AssemblyUnit, out_dir: Path, worker: str, attempt: int, started: 
     scale = row.scale or 1
     height, width = source.height * scale, source.width * scale
     has_reference = row.reference is not None
-    audio = row.input if source.kind == "video" and source.has_audio else None
+    copy_from = row.input if source.kind == "video" else None
+    stored_depth = output_bit_depth(source.bit_depth, Path(frame_name(0)))  # of the segments' PNG frames
+    encoding = unit.video.encoding(stored_depth, width, height, unit.output.suffix)
     consistency = TemporalConsistency(warping=unit.warping_error)
+    figures = VideoFrameFigures.of_segments(unit.segment_records)  # the per_frame of the record
     export_to = frames_folder(unit.output) if unit.frames_format else None
     with ExitStack() as stack:
         baselines = stack.enter_context(closing(iter_sequence(row.reference or row.input)))
         export = stack.enter_context(atomic_folder(out_dir / export_to, root=out_dir)) if export_to is not None else None
-        writer = stack.enter_context(
-            VideoWriter(
-                out_dir / unit.output, unit.fps, width, height, pix_fmt=_pixel_format(width, height), audio_from=audio, root=out_dir
-            )
+        writer = VideoWriter(
+            out_dir / unit.output,
+            unit.fps,
+            width,
+            height,
+            codec=encoding.encoder,
+            crf=encoding.crf,
+            pix_fmt=encoding.pixel_format,
+            options=encoding.options,
+            streams_from=copy_from,
+            root=out_dir,
         )
+        stack.enter_context(writer)
         for index, stored in _restored_frames(unit, out_dir):
             loaded = read_image(stored)
             writer.write(loaded.pixels)
@@ -96,7 +107,7 @@ def _run(unit: AssemblyUnit, out_dir: Path, worker: str, attempt: int, started: 
             if frame is None:
                 raise ValueError(f"{row.reference if has_reference else row.input} has fewer frames than the restored video")
             baseline = upsample_to(frame, (height, width))
-            consistency.add(loaded.pixels, baseline, is_reference=has_reference)
+            figures.add(index, consistency.add(loaded.pixels, baseline, is_reference=has_reference))
     combined = _combine_segments(unit.segment_records)
     temporal = consistency.summary()
     assembly_seconds = time.perf_counter() - started
@@ -118,10 +129,15 @@ def _run(unit: AssemblyUnit, out_dir: Path, worker: str, attempt: int, started: 
         change_error=_finite_or_none(temporal["change_error"]),
         warping_error=_finite_or_none(temporal["warping_error"]),
         output_change=_finite_or_none(temporal["output_change"]),
-        audio=audio is not None,
+        audio=writer.streams is not None and writer.streams.audio,
+        codec=unit.video.codec,
+        pixel_format=encoding.pixel_format,
+        streams_copied=list(writer.streams.copied) if writer.streams is not None else None,
+        streams_dropped=list(writer.streams.dropped) if writer.streams is not None else None,
         frames_folder=export_to.as_posix() if export_to is not None else None,
         seconds=combined["segment_seconds"] + assembly_seconds,
         assembly_seconds=assembly_seconds,
+        **figures.record_fields(),
         worker=worker,
         attempt=attempt,
     ).to_dict()

@@ -27,7 +27,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from dip_engine.tiling import Tile, TilingConfig
-from pipeline.io import SequenceInfo
+from pipeline.io import SequenceInfo, VideoOutput
 from pipeline.manifest import ManifestRow
 from pipeline.records import STATUS_FAILED, ImageRecord, SegmentRecord, TileGroupRecord, VideoRecord
 from pipeline.video.segments import Segment
@@ -136,6 +136,7 @@ class AssemblyUnit(RowAssembly):
     segment_records: tuple[dict[str, Any], ...]  # the segments' done records, in order
     frames_format: FramesFormat | None = None  # also write the restored frames as images
     warping_error: bool = True  # measure the warping error against the reference (optical flow)
+    video: VideoOutput = VideoOutput()  # the run's --video-codec and --video-pixel-format
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,20 @@ from torch import Tensor
 from dip_engine.flow import FlowConfig, consistent, estimate_flow, warp
 
 
+@dataclass(frozen=True)
+class FrameChange:
+    """The change from one frame to the next: mean |x_t − x_{t−1}| of the output and of the
+    baseline (None without a baseline); what `TemporalConsistency.add` sums, pair by pair."""
+
+    output: float
+    baseline: float | None = None
+
+    @property
+    def flicker(self) -> float | None:
+        """This pair's change(output) / change(baseline); None without a baseline or where it does not change."""
+        return self.output / self.baseline if self.baseline else None
+
+
 @dataclass
 class TemporalConsistency:
     """Accumulates the figures above one frame at a time (only the previous frame is kept)."""
@@ -47,26 +61,32 @@ class TemporalConsistency:
     _has_reference: bool | None = None
     _previous: tuple[Tensor, Tensor | None] | None = None
 
-    def add(self, output: Tensor, baseline: Tensor | None = None, *, is_reference: bool = True) -> None:
+    def add(self, output: Tensor, baseline: Tensor | None = None, *, is_reference: bool = True) -> FrameChange | None:
         """The next output frame (C×H×W) and its reference (or, with is_reference=False, input)
-        frame of the same size. The baseline must be given for every frame or for none."""
+        frame of the same size. The baseline must be given for every frame or for none.
+        Returns this pair's changes (None for the first frame)."""
         if self._has_reference is None:
             self._has_reference = baseline is not None and is_reference
         output = output.detach().float().cpu()
         baseline = None if baseline is None else baseline.detach().float().cpu()
+        change = None
         if self._previous is not None:
             last_out, last_base = self._previous
             out_delta = output - last_out
-            self._out_change += out_delta.abs().mean().item()
+            change = FrameChange(output=out_delta.abs().mean().item())
+            self._out_change += change.output
             if baseline is not None and last_base is not None:
                 base_delta = baseline - last_base
-                self._base_change += base_delta.abs().mean().item()
+                base_change = base_delta.abs().mean().item()
+                change = FrameChange(output=change.output, baseline=base_change)
+                self._base_change += base_change
                 if self._has_reference:
                     self._change_error += (out_delta - base_delta).abs().mean().item()
                     if self.warping:
                         self._add_warping_error(output, last_out, baseline, last_base)
             self.pairs += 1
         self._previous = (output, baseline)
+        return change
 
     def _add_warping_error(self, output: Tensor, last_out: Tensor, reference: Tensor, last_reference: Tensor) -> None:
         backward = estimate_flow(reference, last_reference, self.flow)  # frame t's pixels into t−1

@@ -124,7 +124,7 @@ class Ledger:
         """
         if not isinstance(record.get("id"), str) or not record["id"]:
             raise ValueError(f"a ledger record needs a non-empty string 'id', got {record.get('id')!r}")
-        line = json.dumps(record, sort_keys=True) + "\n"
+        line = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
         self.out_dir.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:

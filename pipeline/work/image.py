@@ -16,6 +16,7 @@ from pipeline.io import read_image, write_image
 from pipeline.manifest import ManifestRow
 from pipeline.records import ImageRecord
 from pipeline.work.common import UnitError, engine_config, output_bit_depth, quality_metrics, read_mask
+from pipeline.work.traces import downsample_trace
 
 
 def process_image(
@@ -44,7 +45,8 @@ def process_image(
     from the file) with the reference; psnr_in/ssim_in compare the input with it, the input
     first upsampled bicubically (torch interpolate, clamped to [0, 1]) to the reference's size
     for super-resolution. `seconds` is the whole unit's wall time, reading and writing included;
-    `engine_seconds` the fit's own.
+    `engine_seconds` the fit's own. `rule` is the stopping rule the fit ran and `trace` its
+    traces downsampled (`pipeline.work.traces`; None when the engine restored it in tiles).
 
     Raises UnitError (a ValueError naming the row) for what the user can fix: unreadable or
     mismatched files, a non-binary mask, anything the engine rejects. A video row is refused:
@@ -101,6 +103,8 @@ def _run(
         iterations=result.iterations,
         stop_reason=result.stop_reason,
         kept_iteration=result.kept_iteration,
+        rule=result.history.rule or None,
+        trace=downsample_trace(result.history, result.kept_iteration),
         bit_depth=bit_depth,
         seconds=time.perf_counter() - started,
         engine_seconds=result.seconds,

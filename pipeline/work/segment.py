@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from pipeline.manifest import ManifestRow
 from pipeline.records import SegmentRecord
 from pipeline.video.jobs import short_video_problem
 from pipeline.work.common import UnitError, engine_config, output_bit_depth, quality_metrics, read_mask
+from pipeline.work.frame_figures import append_entry, segment_entry
 from pipeline.work.units import SegmentUnit, frame_name
 
 
@@ -40,6 +41,7 @@ class _Tally:
     engine_seconds: float = 0.0
     stop_reasons: Counter[str] = field(default_factory=Counter)
     metrics: dict[str, list[float]] = field(default_factory=lambda: {"psnr_in": [], "psnr_out": [], "ssim_in": [], "ssim_out": []})
+    per_frame: dict[str, list[Any]] = field(default_factory=dict)  # the kept frames' figures, in columns
 
     def add(self, result: FrameResult) -> None:
         self.iterations += result.restoration.iterations
@@ -48,9 +50,14 @@ class _Tally:
         self.engine_seconds += result.restoration.seconds
         self.stop_reasons[result.restoration.stop_reason] += 1
 
-    def measure(self, x0: Tensor, written: Tensor, reference: Tensor) -> None:
-        for name, value in quality_metrics(x0, written, reference).items():
+    def measure(self, x0: Tensor, written: Tensor, reference: Tensor) -> dict[str, float | None]:
+        metrics = quality_metrics(x0, written, reference)
+        for name, value in metrics.items():
             self.metrics[name].append(value)  # type: ignore[arg-type]
+        return metrics
+
+    def keep(self, frame: int, result: FrameResult, quality: Mapping[str, float | None]) -> None:
+        append_entry(self.per_frame, segment_entry(frame, result, quality))
 
     def means(self) -> dict[str, float | None]:
         return {name: (sum(values) / len(values) if values else None) for name, values in self.metrics.items()}
@@ -88,7 +95,8 @@ def process_segment(
 
     With a reference, psnr/ssim_out compare each kept frame as written with its reference frame
     and psnr/ssim_in the input frame (bicubic-upsampled for super-resolution); the record holds
-    their means over the kept frames. Raises UnitError (naming the row and the segment) for what
+    their means over the kept frames, and its per_frame each kept frame's figures
+    (`pipeline.work.frame_figures`). Raises UnitError (naming the row and the segment) for what
     the user can fix: unreadable frames, a non-binary mask, anything the engine rejects, and a
     video file that decodes short of its header's duration × rate unless `unit.allow_short_video`
     (`pipeline.video.jobs.short_video_problem`; a file cut since planning fails while decoding).
@@ -162,8 +170,8 @@ def _run(
             index = order[result.index]
             target = folder / frame_name(index)
             write_image(target, result.image, bit_depth)
-            if references is not None:
-                tally.measure(x0, read_image(target).pixels, next(references))
+            quality = tally.measure(x0, read_image(target).pixels, next(references)) if references is not None else {}
+            tally.keep(index, result, quality)
     return SegmentRecord.of(
         row,
         unit.output.as_posix(),
@@ -177,6 +185,7 @@ def _run(
         bit_depth=bit_depth,
         seconds=time.perf_counter() - started,
         engine_seconds=tally.engine_seconds,
+        per_frame=tally.per_frame,
         worker=worker,
         attempt=attempt,
     ).to_dict()

@@ -88,6 +88,7 @@ def _run(
         **unit.record_fields(),
         iterations=sum(result.iterations for result in results),
         stop_reasons=dict(Counter(result.stop_reason for result in results)),
+        rules=dict(Counter(result.history.rule for result in results)),
         seconds=time.perf_counter() - started,
         engine_seconds=max(result.seconds for result in results),  # the batch's time: its tiles were fitted together
         worker=worker,

@@ -34,7 +34,8 @@ def assemble_tiled_image(
     steps: CompiledSteps | None = None,
 ) -> dict[str, Any]:
     """Blend and write the image of `unit`; return the row's "done" record (`ImageRecord`, with
-    the iterations and engine time summed over its tiles and the most common stop reason).
+    the iterations and engine time summed over its tiles, the most common stop reason, the
+    tiles' stopping rule where they all ran the same, and no trace).
     `device` and `steps` are unused (the assembly is file work) but accepted like the other
     processors'. Raises UnitError naming the row for a missing or damaged group file."""
     started = time.perf_counter()
@@ -70,6 +71,7 @@ def _run(unit: TiledAssemblyUnit, out_dir: Path, worker: str, attempt: int, star
     reasons: Counter[str] = Counter()
     for record in records:
         reasons.update(record.get("stop_reasons") or {})
+    rules = {rule for record in records for rule in (record.get("rules") or {"": 1})}  # "": a group that did not say
     assembly_seconds = time.perf_counter() - started
     return ImageRecord.of(
         row,
@@ -77,6 +79,7 @@ def _run(unit: TiledAssemblyUnit, out_dir: Path, worker: str, attempt: int, star
         **quality_metrics(x0, written, reference),
         iterations=sum(int(record.get("iterations") or 0) for record in records),
         stop_reason=reasons.most_common(1)[0][0] if reasons else None,
+        rule=(rules.pop() or None) if len(rules) == 1 else None,  # the tiles' rule if they agree; no trace (many fits)
         bit_depth=bit_depth,
         seconds=sum(float(record.get("seconds") or 0.0) for record in records) + assembly_seconds,
         engine_seconds=sum(float(record.get("engine_seconds") or 0.0) for record in records),

@@ -48,7 +48,7 @@ def test_append_writes_one_sorted_json_line_per_record(tmp_path: Path) -> None:
     ledger.append(done("b"))
     lines = (tmp_path / "out" / RESULTS_JSONL).read_text().splitlines()
     assert len(lines) == 2
-    assert lines[0] == json.dumps({"id": "a", "status": "done", "b": 1}, sort_keys=True)
+    assert lines[0] == json.dumps({"id": "a", "status": "done", "b": 1}, sort_keys=True, separators=(",", ":"))
     assert json.loads(lines[1]) == done("b")
 
 

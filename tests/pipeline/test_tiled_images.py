@@ -142,6 +142,9 @@ def test_a_16_bit_tiff_scan_stays_16_bit_through_tiles(tmp_path: Path) -> None:
     written = tifffile.imread(out / "scan.tif")
     assert written.dtype == np.uint16 and written.shape == (512, 512, 3)
     assert summary.records[-1]["bit_depth"] == "uint16" and len(np.unique(written)) > 256  # more levels than 8 bits hold
+    groups, image = summary.records[:-1], summary.records[-1]
+    assert all(group["rules"] == {"variance": group["tiles"]} for group in groups)  # each tile's rule, counted
+    assert image["rule"] == "variance" and image["trace"] is None  # the tiles agree; many fits have no one trace
 
 
 def test_the_dry_run_shows_the_tiling_and_refuses_what_cannot_fit(tmp_path: Path) -> None:

@@ -554,3 +554,36 @@ def test_frames_are_stored_at_sixteen_bits_for_sixteen_bit_inputs(tmp_path: Path
     assert read_image(folder / "000002.png").bit_depth == "uint16"
     assert (record["id"], record["frames"], record["bit_depth"], record["cold_frames"]) == ("deep#seg0001", 1, "uint16", 1)
     assert record["stop_reasons"] == {"max_iterations": 2} and record["iterations"] == 3 + 2
+
+
+def test_the_ledger_keeps_per_frame_figures_of_segments_and_videos(tmp_path: Path) -> None:
+    """What the report plots per frame, run in-process: two segments, each starting cold, with a reference."""
+    clean = (clean_clip(6) * 255).round() / 255
+    write_frames(tmp_path / "noisy", noisy(clean, seed=4))
+    write_frames(tmp_path / "clean", clean)
+    rows = parse_manifest(manifest(tmp_path, "id,task,input,reference,fps", "shots,denoise,noisy,clean,10"))
+    out = tmp_path / "out"
+    processors = Processors(segment=fast_segment)
+    options = RunOptions(out_dir=out, in_process=True, segment_frames=3, overlap=0, warping_error=False, processors=processors)
+    summary = run(rows, options)
+    assert summary.succeeded, summary.records
+    latest = {line["id"]: line for line in ledger_lines(out)}
+    columns = {"frame", "iterations", "cold", "stop_reason", "psnr_in", "psnr_out", "ssim_out"}
+    for name, frames in (("shots#seg0000", [0, 1, 2]), ("shots#seg0001", [3, 4, 5])):
+        per_frame = latest[name]["per_frame"]
+        assert set(per_frame) == columns and per_frame["frame"] == frames
+        assert per_frame["cold"] == [True, False, False]  # no warm-up (overlap 0): each segment starts cold
+        assert per_frame["psnr_out"][0] is not None and per_frame["ssim_out"][0] is not None
+    video = latest["shots"]
+    per_frame = video["per_frame"]
+    assert video["per_frame_step"] == 1 and set(per_frame) == columns | {"flicker", "output_change"}
+    assert per_frame["frame"] == list(range(6)) and all(len(values) == 6 for values in per_frame.values())
+    assert per_frame["cold"] == [True, False, False, True, False, False]
+    assert per_frame["iterations"] == [3, 2, 2, 3, 2, 2] and sum(per_frame["iterations"]) == video["iterations"]
+    assert set(per_frame["stop_reason"]) == {"max_iterations"}
+    assert per_frame["flicker"][0] is None and all(isinstance(value, float) for value in per_frame["flicker"][1:])
+    assert per_frame["output_change"][0] is None and all(value > 0 for value in per_frame["output_change"][1:])
+    assert sum(per_frame["psnr_out"]) / 6 == pytest.approx(video["psnr_out"], abs=1e-6)
+    assert sum(per_frame["psnr_in"]) / 6 == pytest.approx(video["psnr_in"], abs=1e-6)
+    assert sum(per_frame["output_change"][1:]) / 5 == pytest.approx(video["output_change"], abs=1e-6)
+    assert "per_frame" not in (out / "results.csv").read_text()  # the traces live in results.jsonl only

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import imageio.v3 as iio
 import numpy as np
@@ -21,6 +23,7 @@ from pipeline.manifest import ManifestRow
 from pipeline.work.common import UnitError, engine_config, output_bit_depth, upsample_to
 from pipeline.work.image import process_image
 from pipeline.work.units import failed_record
+from tests.conftest import photo
 
 TINY = RestoreConfig(
     net=NetConfig(channels_down=(8, 8), channels_up=(8, 8), channels_skip=(2, 2)),
@@ -259,3 +262,33 @@ def test_unit_error_survives_pickling() -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert isinstance(copy, UnitError) and str(copy) == str(error)
     assert (copy.row_number, copy.id) == (3, "x")
+
+
+def test_the_record_keeps_the_fits_rule_and_its_traces_downsampled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trace the report plots: iterations 1-based like kept_iteration, the History's values at them."""
+    clean = (photo("coffee", 100, 200, SIZE, SIZE) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    iio.imwrite(tmp_path / "clean.png", clean)
+    iio.imwrite(tmp_path / "noisy.png", noisy(clean, 0.1, 255))
+    fits: list[dip_engine.Restoration] = []
+    restore = dip_engine.restore
+
+    def keeping(*args: Any, **kwargs: Any) -> dip_engine.Restoration:
+        fits.append(restore(*args, **kwargs))
+        return fits[-1]
+
+    monkeypatch.setattr(dip_engine, "restore", keeping)  # the unit's fit, to compare its record with
+    unit = row(tmp_path, "denoise", "noisy.png", reference=tmp_path / "clean.png")
+    record = process_image(unit, tmp_path / "out", config_override=TINY)
+
+    [fit] = fits
+    trace = record["trace"]
+    assert record["rule"] == fit.history.rule and record["rule"] in ("variance", "converged", "fixed")
+    assert set(trace) == {"iteration", "loss", "criterion", "psnr"}  # psnr: a reference was given
+    assert trace["iteration"] == list(range(1, 31)) and trace["iteration"][-1] == record["iterations"] == 30
+    assert record["kept_iteration"] in trace["iteration"]
+    for position, iteration in enumerate(trace["iteration"]):
+        assert trace["loss"][position] == pytest.approx(fit.history.loss[iteration - 1], rel=1e-3)
+        assert trace["psnr"][position] == pytest.approx(fit.history.psnr[iteration - 1], rel=1e-3)
+        criterion = fit.history.criterion[iteration - 1]
+        assert trace["criterion"][position] == (None if math.isnan(criterion) else pytest.approx(criterion, rel=1e-3))
+    assert len(json.dumps(record)) < 3000

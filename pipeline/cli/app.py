@@ -7,6 +7,8 @@
     pipeline manifest scans/ --task denoise > scans.csv     # a manifest for a folder of images
     pipeline run big.csv --out out --shard 2/8 --no-ray     # shard 2 of 8, in this process (job arrays)
     pipeline slurm submit big.csv --out /scratch/out --nodes 4 --gpus-per-node 4   # see `pipeline slurm`
+    pipeline status /scratch/out                            # done / failed / pending, throughput, time to finish
+    pipeline report /scratch/out                            # rebuild /scratch/out/report.html from the ledger
 
 The exit codes are listed in `pipeline.cli.run_command`.
 """
@@ -16,8 +18,10 @@ from __future__ import annotations
 import typer
 
 from pipeline.cli.manifest_command import manifest_command
+from pipeline.cli.report_command import report_command
 from pipeline.cli.run_command import run_command
 from pipeline.cli.slurm_command import slurm_app
+from pipeline.cli.status_command import status_command
 from pipeline.cli.validate_command import validate_command
 
 app = typer.Typer(
@@ -30,6 +34,8 @@ app = typer.Typer(
 app.command("run")(run_command)
 app.command("validate")(validate_command)
 app.command("manifest")(manifest_command)
+app.command("report")(report_command)
+app.command("status")(status_command)
 app.add_typer(slurm_app, name="slurm")
 
 

@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from pipeline.io import VideoOutput
 from pipeline.manifest import ManifestError, ManifestProblem, ManifestRow, parse_manifest
+from pipeline.run.ray_log import terminal_stream
 
 EXIT_FAILED_UNITS = 1
 EXIT_USAGE = 2
@@ -19,10 +21,14 @@ EXIT_INTERRUPTED = 130
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A console on stdout (or stderr); outside a terminal, wide enough that log lines don't wrap."""
-    probe = Console(stderr=stderr)
+    """A console on stdout (or stderr); outside a terminal, wide enough that log lines don't wrap.
+
+    While a run sends Ray's output to its log file, the console writes to the terminal all the same
+    (`pipeline.run.ray_log.terminal_stream`)."""
+    file = terminal_stream(stderr)
+    probe = Console(file=file, stderr=stderr)
     width = None if probe.is_terminal or os.environ.get("COLUMNS") else 160
-    return Console(stderr=stderr, width=width, highlight=False)
+    return Console(file=file, stderr=stderr, width=width, highlight=False)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -44,11 +50,12 @@ def print_problems(problems: list[ManifestProblem], manifest: Path, lines_to: Co
     )
 
 
-def load_manifest(manifest: Path, *, out: Path | None = None) -> list[ManifestRow]:
-    """The rows of `manifest` (with `out`, the output folder: no output may resolve outside it),
-    or exit 2 after printing every problem it has."""
+def load_manifest(manifest: Path, *, out: Path | None = None, video: VideoOutput | None = None) -> list[ManifestRow]:
+    """The rows of `manifest` (with `out`, the output folder: no output may resolve outside it;
+    with `video`, every video row must be writable with that encoding), or exit 2 after printing
+    every problem it has."""
     try:
-        return parse_manifest(manifest, out_dir=out)
+        return parse_manifest(manifest, out_dir=out, video=video)
     except ManifestError as error:
         print_problems(error.problems, manifest, console(stderr=True))
         raise typer.Exit(EXIT_USAGE) from None

@@ -12,7 +12,6 @@ kept, the job was requeued when it runs under SLURM, and rerunning resumes); 130
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 from collections import Counter
 from dataclasses import replace
@@ -36,6 +35,8 @@ from pipeline.cli.common import (
     print_problems,
 )
 from pipeline.cli.interrupts import exits_on_interrupt
+from pipeline.cli.report_command import write_report_after_run
+from pipeline.io import VideoCodecName, VideoOutput
 from pipeline.io.write_errors import free_bytes
 from pipeline.manifest import InvalidRow, ManifestRow, read_manifest
 from pipeline.run.shard import Shard
@@ -118,11 +119,31 @@ def run_command(
             help="Restore a video file that decodes fewer frames than its header's duration × rate (truncated) instead of failing its row.",
         ),
     ] = False,
+    video_codec: Annotated[
+        VideoCodecName,
+        typer.Option(
+            "--video-codec",
+            help="Encoder of the restored videos: x264 (H.264 8-bit, plays everywhere), x265 (HEVC 10-bit, smaller), prores (ProRes 422 HQ in .mov/.mkv, for editing), ffv1 (lossless in .mkv, bit-exact, for archives).",
+        ),
+    ] = VideoCodecName.x264,
+    video_pixel_format: Annotated[
+        str | None,
+        typer.Option(
+            "--video-pixel-format",
+            help="An ffmpeg pix_fmt for the restored videos, e.g. yuv422p10le. Default by codec: x264 yuv420p, x265 yuv420p10le, prores yuv422p10le, ffv1 bgr0 (8-bit) or gbrp16le (deeper sources); 4:4:4 for odd sizes.",
+        ),
+    ] = None,
     skip_invalid: Annotated[
         bool,
         typer.Option(
             "--skip-invalid",
             help="Run the valid rows of a manifest with invalid ones, and record each invalid row as failed in the ledger with its row number and reasons (exit 1). Default: refuse the manifest (exit 2).",
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Show Ray's own log lines on the terminal too (otherwise they go to OUT/logs/ray-driver.log)."
         ),
     ] = False,
 ) -> None:
@@ -131,7 +152,8 @@ def run_command(
     SIGUSR1 stops the run cleanly (and requeues the job under SLURM); see `pipeline slurm`.
     """
     check_out_folder(out)
-    rows, invalid = _read_rows(manifest, out, force=force, skip_invalid=skip_invalid)
+    video = VideoOutput(video_codec.value, video_pixel_format)
+    rows, invalid = _read_rows(manifest, out, force=force, skip_invalid=skip_invalid, video=video)
     try:
         part = Shard.parse(shard) if shard is not None else None
     except ValueError as error:
@@ -149,7 +171,9 @@ def run_command(
     from pipeline.run.execute import execute
     from pipeline.run.options import RunOptions
     from pipeline.run.plan import PlanError, local_resources, plan_run
+    from pipeline.run.ray_log import RayOutput, ray_log_path
     from pipeline.run.ray_session import connect
+    from pipeline.run.run_file import run_info, write_run_file
     from pipeline.slurm.preempt import StopSignals
 
     options = RunOptions(
@@ -170,6 +194,8 @@ def run_command(
         tile_batch=tile_batch,
         memory_per_worker=budget,
         allow_short_video=allow_short_video,
+        video_codec=video.codec,
+        video_pixel_format=video.pixel_format,
     )
     if not dry_run:  # before Ray starts and before any fit: a folder that refuses writes would lose them all
         try:
@@ -182,15 +208,20 @@ def run_command(
     started_ray = not no_ray and not ray.is_initialized()
     where = address or os.environ.get("RAY_ADDRESS")
     watchdog = None  # of the local Ray this run starts: none of its processes outlives the run
-    if not no_ray:
-        try:
-            watchdog = connect(address)
-        except Exception as error:  # noqa: BLE001 - Ray raises many kinds; all mean "no cluster there"
-            target = f"the Ray cluster at {where}" if where else "a local Ray"
-            raise fail(f"cannot start or reach {target}: {error}") from None
     signals = StopSignals()
     stopped: RunSummary | None = None
+    # Ray's own lines (its logging, warnings, what its processes print) go to a file, not among the run's.
+    ray_output = RayOutput(None if dry_run else ray_log_path(out, part.name if part is not None else None), keep=verbose)
     try:
+        if not no_ray:
+            ray_output.start()
+            try:
+                watchdog = connect(address)
+            except Exception as error:  # noqa: BLE001 - Ray raises many kinds; all mean "no cluster there"
+                target = f"the Ray cluster at {where}" if where else "a local Ray"
+                log = f"Ray's own messages are in {ray_output.kept_path}" if ray_output.kept_path else "-v shows Ray's own messages"
+                raise fail(f"cannot start or reach {target}: {error} ({log})") from None
+            ray_output.note_session_logs()
         try:
             plan = plan_run(rows, options, cluster=local_resources() if no_ray else ray.cluster_resources())
         except PlanError as error:
@@ -205,12 +236,15 @@ def run_command(
                 out_console.print(f"  {plural(len(invalid), 'invalid row')} would be recorded as failed (--skip-invalid)")
             out_console.print("dry run: nothing was run and nothing was written")
             return
+        info = run_info(manifest, plan, options, manifest_rows=len(rows) + len(invalid), invalid_rows=len(invalid))
+        write_run_file(out, info, shard=part.name if part is not None else None)  # for `pipeline status`
         if not plan.units:
             if not quiet:
                 out_console.print(
                     f"nothing to do: all {len(plan.skipped)} units are already done in {escape(str(out))} (--force redoes them)"
                 )
             Ledger(out).write_csv()
+            write_report_after_run(out, None if quiet else out_console)
             _report_invalid(invalid, out)
             return
         if not quiet:
@@ -226,7 +260,7 @@ def run_command(
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as error:  # noqa: BLE001 - a bug, not a unit failure: keep exit code 1 for those
-            traceback.print_exc(file=sys.stderr)
+            traceback.print_exc(file=console(stderr=True).file)
             console(stderr=True).print(
                 f"[bold red]the run stopped on an unexpected error[/] ({escape(type(error).__name__)}); units finished "
                 f"before it are recorded in {escape(str(ledger_path))} and a rerun resumes after them. "
@@ -256,7 +290,9 @@ def run_command(
         else:
             console(stderr=True).print(f"[red]{escape(line)}[/]", soft_wrap=True)
         if not quiet:
-            out_console.print(f"ledger: {escape(str(ledger_path))}   table: {escape(str(out / RESULTS_CSV))}", soft_wrap=True)
+            ray_log = f"   Ray's log: {escape(str(ray_output.kept_path))}" if ray_output.kept_path and not no_ray else ""
+            out_console.print(f"ledger: {escape(str(ledger_path))}   table: {escape(str(out / RESULTS_CSV))}{ray_log}", soft_wrap=True)
+        write_report_after_run(out, None if quiet else out_console)  # also after failed units: it lists them
         if not summary.succeeded:
             console(stderr=True).print(
                 f"[red]some units failed[/]: their errors are in {escape(str(out / RESULTS_CSV))} (column 'error'); "
@@ -270,17 +306,21 @@ def run_command(
             ray.shutdown()
         if watchdog is not None:
             watchdog.stop()
+        ray_output.stop()
         if stopped is not None:  # after Ray is down: a requeue ends this job at once
             _finish_stopped(stopped, out)
 
 
-def _read_rows(manifest: Path, out: Path, *, force: bool, skip_invalid: bool) -> tuple[list[ManifestRow], list[InvalidRow]]:
+def _read_rows(
+    manifest: Path, out: Path, *, force: bool, skip_invalid: bool, video: VideoOutput | None = None
+) -> tuple[list[ManifestRow], list[InvalidRow]]:
     """The rows to run and, with `skip_invalid`, the invalid ones; exit 2 after printing every
     problem when a row is invalid without `skip_invalid`, or the file itself cannot be used. Rows
-    the output folder has as finished are not checked again (an input moved away since is fine)."""
+    the output folder has as finished are not checked again (an input moved away since is fine).
+    `video`: the run's video encoding, which every video row must be writable with."""
     from pipeline.run.resume import finished_rows
 
-    reading = read_manifest(manifest, out_dir=out, trusted=finished_rows(out, force=force))
+    reading = read_manifest(manifest, out_dir=out, trusted=finished_rows(out, force=force), video=video)
     err = console(stderr=True)
     if reading.file_problems or (reading.invalid and not skip_invalid):
         print_problems(reading.problems, manifest, err)
@@ -362,9 +402,14 @@ def _print_plan(out_console: Console, manifest: Path, out: Path, plan: Plan, opt
         f"  units to run: {plan.unit_count} ({tasks}); {skipped}",
     ]
     if plan.changed:
-        shown = ", ".join(plan.changed[:5]) + (", ..." if len(plan.changed) > 5 else "")
         were = "it was" if len(plan.changed) == 1 else "they were"
-        lines.append(f"  {plural(len(plan.changed), 'row')} changed since {were} done (input, parameters or version): redone ({shown})")
+        lines.append(
+            f"  {plural(len(plan.changed), 'row')} changed since {were} done (input, parameters or version): redone ({_first_ids(plan.changed)})"
+        )
+    if plan.reencoded:
+        lines.append(
+            f"  {plural(len(plan.reencoded), 'video')} done with another --video-codec or --video-pixel-format: redone ({_first_ids(plan.reencoded)})"
+        )
     if plan.videos:
         frames = sum(job.frames for job in plan.videos)
         segments = sum(len(job.segments) for job in plan.videos)
@@ -420,3 +465,8 @@ def tile_options(tile: str, overlap: int, memory_per_worker: str | None) -> tupl
 
 def _size_text(size: int) -> str:
     return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
+
+
+def _first_ids(ids: list[str]) -> str:
+    """The first five of `ids`, comma-separated, with "..." when there are more."""
+    return ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")

@@ -29,14 +29,13 @@ import re
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.io import atomic_path
 from pipeline.io.atomic import temp_path_for
 from pipeline.io.write_errors import OutputWriteError
-from pipeline.records import PART_KINDS, is_done
+from pipeline.records import PART_KINDS, is_done, parse_time
 
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
@@ -266,20 +265,9 @@ def _parse_line(raw: bytes) -> dict[str, Any] | None:
     return record
 
 
-def _finished(record: dict[str, Any]) -> datetime | None:
-    text = record.get("finished_at")
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
 def _is_older(record: dict[str, Any], earlier: dict[str, Any]) -> bool:
     """Whether `record` (from a later file) finished strictly before `earlier` (both timed)."""
-    new, old = _finished(record), _finished(earlier)
+    new, old = parse_time(record.get("finished_at")), parse_time(earlier.get("finished_at"))
     return new is not None and old is not None and new < old
 
 

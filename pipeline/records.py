@@ -49,6 +49,17 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def parse_time(text: Any) -> datetime | None:
+    """A record's finished_at (ISO 8601 with its zone) as a datetime; None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 def is_done(record: dict[str, Any]) -> bool:
     """Whether a stored record says its unit is done."""
     return record.get("status") == STATUS_DONE

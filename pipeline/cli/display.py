@@ -22,23 +22,9 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from pipeline.records import KIND_SEGMENT, KIND_TILES, KIND_VIDEO, PART_KINDS, is_done
+from pipeline.report.values import seconds_text
 from pipeline.run.execute import RunState
 from pipeline.run.ray_log import diverted
-
-
-def format_seconds(seconds: float | None) -> str:
-    """A duration as "0.4 s", "12 s", "3m 05s" or "2h 01m"."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
 
 
 def _db(value: Any) -> str | None:
@@ -89,7 +75,7 @@ def _details(record: dict[str, Any]) -> list[str]:
         details.append(f"{record['iterations']} it. ({record.get('cold_frames')} cold)")
     elif record.get("iterations") is not None:
         details.append(f"{record['iterations']} it. ({record.get('stop_reason') or '?'})")
-    details.append(format_seconds(record.get("seconds")))
+    details.append(seconds_text(record.get("seconds")))
     return details
 
 
@@ -193,7 +179,7 @@ class RunDisplay:
         per_minute = finished / elapsed * 60
         rate = f"{per_minute:.1f} units/min" if per_minute < 60 else f"{per_minute / 60:.1f} units/s"
         remaining = (self.units - finished) * elapsed / finished
-        return {"counts": " · ".join(parts), "rate": rate, "eta": f"ETA {format_seconds(remaining)}"}
+        return {"counts": " · ".join(parts), "rate": rate, "eta": f"ETA {seconds_text(remaining)}"}
 
 
 def summary_table(records: Iterable[dict[str, Any]]) -> Table:

@@ -164,10 +164,11 @@ def run_command(
 
     import ray  # imported here: `validate` and `manifest` should not pay for Ray
 
-    from pipeline.cli.display import RunDisplay, format_seconds, summary_table
+    from pipeline.cli.display import RunDisplay, summary_table
     from pipeline.io.write_errors import OutputWriteError
     from pipeline.ledger import RESULTS_CSV, Ledger
     from pipeline.records import invalid_row_record
+    from pipeline.report.values import seconds_text
     from pipeline.run.execute import execute
     from pipeline.run.options import RunOptions
     from pipeline.run.plan import PlanError, local_resources, plan_run
@@ -284,7 +285,7 @@ def run_command(
             totals += f", {state.skipped} skipped (already done)"
         if state.retried:
             totals += f", {plural(state.retried, 'retried attempt')}"
-        line = f"{state.total} units: {totals} in {format_seconds(summary.seconds)}; output folder: {out}"
+        line = f"{state.total} units: {totals} in {seconds_text(summary.seconds)}; output folder: {out}"
         if summary.succeeded:
             out_console.print(escape(line), soft_wrap=True)
         else:

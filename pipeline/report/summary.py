@@ -12,10 +12,9 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from pipeline.records import KIND_IMAGE, KIND_SEGMENT, KIND_VIDEO, PART_KINDS, STATUS_DONE, STATUS_FAILED
+from pipeline.records import KIND_IMAGE, KIND_SEGMENT, KIND_VIDEO, PART_KINDS, STATUS_DONE, STATUS_FAILED, parse_time
 from pipeline.report.values import gain, integer, number, text
 
 STATUS_RUNNING = "running"
@@ -110,19 +109,9 @@ def _mean(values: Iterable[float | None]) -> tuple[float | None, int]:
     return (sum(known) / len(known) if known else None), len(known)
 
 
-def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
 def _span(units: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None]:
     """The first and last finished_at of the units (as written), comparing the times themselves."""
-    moments = [(moment, unit["finished_at"]) for unit in units if (moment := _moment(unit.get("finished_at"))) is not None]
+    moments = [(moment, unit["finished_at"]) for unit in units if (moment := parse_time(unit.get("finished_at"))) is not None]
     if not moments:
         return None, None
     return min(moments)[1], max(moments)[1]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipeline.records import KIND_SEGMENT, KIND_TILES, PART_KINDS, STATUS_FAILED, is_done
+from pipeline.records import KIND_SEGMENT, KIND_TILES, PART_KINDS, STATUS_FAILED, is_done, parse_time
 
 WINDOW = timedelta(hours=1)  # the recent window throughput is measured over
 STALL_AFTER = timedelta(minutes=10)  # no line for this long (or 3 × the slowest recent unit) looks stalled
@@ -272,20 +272,9 @@ def _throughput(times: list[UnitTime], records: Mapping[str, dict[str, Any]], wi
 def _stalled(age: float | None, pending: float, times: list[UnitTime], last: datetime | None, window: timedelta) -> bool:
     if age is None or pending <= 0 or last is None:
         return False
-    recent = [unit.seconds for unit in times if (moment := _parse(unit.finished_at)) is not None and moment >= last - window]
+    recent = [unit.seconds for unit in times if (moment := parse_time(unit.finished_at)) is not None and moment >= last - window]
     return age > max(STALL_AFTER.total_seconds(), 3 * max(recent, default=0.0))
 
 
 def _time(record: dict[str, Any]) -> datetime | None:
-    return _parse(record.get("finished_at"))
-
-
-def _parse(text: Any) -> datetime | None:
-    """An ISO 8601 time with its zone (a ledger's finished_at), or None."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
+    return parse_time(record.get("finished_at"))

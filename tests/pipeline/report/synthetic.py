@@ -9,18 +9,20 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pipeline.work.traces import TRACE_POINTS, trace_point
 
-def trace(iterations: int, kept: int, points: int = 200, *, psnr: bool = False) -> dict[str, list[Any]]:
+
+def trace(iterations: int, kept: int, points: int = TRACE_POINTS, *, psnr: bool = False) -> dict[str, list[Any]]:
     """A fit's downsampled trace: the loss falls, the criterion is lowest at `kept`."""
     count = min(points, iterations)
     steps = sorted({1 + round(i * (iterations - 1) / max(1, count - 2)) for i in range(count - 1)} | {kept, iterations})
     shown: dict[str, list[Any]] = {
         "iteration": steps,
-        "loss": [float(f"{0.05 * math.exp(-step / 300) + 0.002:.5g}") for step in steps],
-        "criterion": [float(f"{1e-4 * (1 + ((step - kept) / 400) ** 2):.5g}") if step > 20 else None for step in steps],
+        "loss": [trace_point(0.05 * math.exp(-step / 300) + 0.002) for step in steps],
+        "criterion": [trace_point(1e-4 * (1 + ((step - kept) / 400) ** 2)) if step > 20 else None for step in steps],
     }
     if psnr:
-        shown["psnr"] = [float(f"{30 - 8 * math.exp(-step / 200) - 0.002 * max(0, step - kept):.5g}") for step in steps]
+        shown["psnr"] = [trace_point(30 - 8 * math.exp(-step / 200) - 0.002 * max(0, step - kept)) for step in steps]
     return shown
 
 
@@ -142,5 +144,5 @@ def write_ledger(out: Path, lines: Iterable[dict[str, Any]], name: str = "result
     path = out / name
     with open(path, "w", encoding="utf-8") as handle:
         for line in lines:
-            handle.write(json.dumps(line, sort_keys=True) + "\n")
+            handle.write(json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n")
     return path

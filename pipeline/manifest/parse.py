@@ -167,9 +167,8 @@ def _parse(
         flawed = {problem.row_number for problem in report.problems}
         checked = [draft for draft in drafts if trusted is None or draft.line in flawed or not trusted(draft.to_row())]
         check_referenced_files(checked, report, deep=deep)
-    if video is not None:  # after the file checks: they find the frames' size
-        flawed = {problem.row_number for problem in report.problems}
-        check_video_encodings([d for d in drafts if d.line in flawed or trusted is None or not trusted(d.to_row())], video, report)
+    if video is not None:  # after the file checks: they find the frames' size (unknown for trusted rows: not checked)
+        check_video_encodings(drafts, video, report)  # trusted rows too: a video done with another codec is redone with this one
     report.problems.sort(key=lambda problem: problem.row_number or 0)  # stable: a row's own order kept
     return drafts
 

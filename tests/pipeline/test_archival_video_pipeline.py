@@ -173,3 +173,14 @@ def test_a_rerun_with_another_codec_redoes_the_video_with_it(tmp_path: Path) -> 
     assert [line["id"] for line in lines] == ["reel#seg0000", "reel", "reel#seg0000", "reel"]
     assert (lines[-1]["codec"], lines[-1]["pixel_format"]) == ("ffv1", "gbrp16le")
     assert probe_streams(out / "reel.mkv").video.codec == "ffv1"
+
+
+def test_a_finished_video_is_checked_against_a_new_codec_too(tmp_path: Path) -> None:
+    deep_clip(tmp_path / "reel.mkv", pan(2), extras=False)
+    path = manifest(tmp_path, "reel,denoise,reel.mkv,reel.mp4")
+    out = tmp_path / "out"
+    options = RunOptions(out_dir=out, in_process=True, segment_frames=0, warping_error=False, processors=Processors(segment=fast_segment))
+    assert run(parse_manifest(path), options).succeeded  # H.264 into .mp4: done
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(out), "--no-ray", "--video-codec", "ffv1"])
+    assert result.exit_code == 2  # it would be redone with FFV1, which .mp4 cannot hold: refused before anything runs
+    assert "FFV1 (lossless), which goes in Matroska (.mkv)" in result.output

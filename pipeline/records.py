@@ -49,6 +49,11 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def row_id_of(unit_id: str) -> str:
+    """The row a ledger id belongs to: the id itself for a row's line, ``clip`` for a part ``clip#seg0003``."""
+    return unit_id.split("#", 1)[0]
+
+
 def parse_time(text: Any) -> datetime | None:
     """A record's finished_at (ISO 8601 with its zone) as a datetime; None when it is not one."""
     if not isinstance(text, str):

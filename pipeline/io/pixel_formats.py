@@ -6,8 +6,11 @@ they are always those of the binary that does the work, never a table that may d
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import imageio_ffmpeg
 
@@ -21,15 +24,17 @@ def _ffmpeg_text(*args: str) -> str:
     return (result.stdout + result.stderr).decode(errors="replace")
 
 
-def pixel_format_bits() -> dict[str, int]:
+@functools.cache
+def pixel_format_bits() -> Mapping[str, int]:
     """Every pixel format ffmpeg knows, with the bits of its deepest component: yuv420p 8,
-    yuv420p10le 10, rgb48le 16, gbrpf32le 32 (from the BIT_DEPTHS column of `ffmpeg -pix_fmts`)."""
+    yuv420p10le 10, rgb48le 16, gbrpf32le 32 (from the BIT_DEPTHS column of `ffmpeg -pix_fmts`).
+    Asked once per process: the binary's table does not change while it runs."""
     bits: dict[str, int] = {}
     for line in _ffmpeg_text("-pix_fmts").splitlines():
         fields = line.split()
         if len(fields) == 5 and re.fullmatch(r"\d+(-\d+)*", fields[4]) and fields[2].isdigit():
             bits[fields[1]] = max(int(depth) for depth in fields[4].split("-"))
-    return bits
+    return MappingProxyType(bits)
 
 
 def bits_of(pixel_format: str) -> int:
@@ -42,9 +47,10 @@ def bits_of(pixel_format: str) -> int:
     return known[pixel_format]
 
 
+@functools.cache
 def encoder_pixel_formats(encoder: str) -> tuple[str, ...]:
     """The pixel formats `encoder` accepts, as `ffmpeg -h encoder=NAME` lists them; () when ffmpeg
-    has no such encoder (or does not say)."""
+    has no such encoder (or does not say). Asked once per process and encoder."""
     for line in _ffmpeg_text("-h", f"encoder={encoder}").splitlines():
         if line.strip().lower().startswith("supported pixel formats:"):
             return tuple(line.split(":", 1)[1].split())

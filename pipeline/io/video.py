@@ -147,7 +147,7 @@ def probe_video(path: Path | str, *, count_frames: bool = True) -> VideoInfo:
         has_audio="audio_codec" in meta,
         expected_frames=_expected_frames(duration, fps, timing),
         pixel_format=pixel_format,
-        bits=pixel_format_bits().get(pixel_format or "", 8),
+        bits=_sample_bits(pixel_format),
         timing=timing,
     )
 
@@ -163,13 +163,18 @@ def _expected_frames(duration: float, fps: float, timing: FrameTiming | None) ->
     return round(duration * fps)
 
 
+def _sample_bits(pixel_format: str | None) -> int:
+    """Bits a sample of a source's `pixel_format` holds; 8 when ffmpeg does not say or know it."""
+    return pixel_format_bits().get(pixel_format or "", 8)
+
+
 def _source_is_deep(path: Path) -> bool:
     """Whether the video stream of `path` has more than 8 bits a sample (decoded as 16-bit RGB)."""
     try:
         pixel_format = probe_streams(path).pixel_format
     except ValueError as err:
         raise _cannot_decode(path, err) from err
-    return pixel_format_bits().get(pixel_format or "", 8) > 8
+    return _sample_bits(pixel_format) > 8
 
 
 def _frame_tensor(raw: bytes, height: int, width: int, deep: bool) -> torch.Tensor:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.records import KIND_IMAGE, KIND_SEGMENT, KIND_VIDEO, PART_KINDS, STATUS_DONE, STATUS_FAILED, parse_time
+from pipeline.records import KIND_IMAGE, KIND_SEGMENT, KIND_VIDEO, PART_KINDS, STATUS_DONE, STATUS_FAILED, parse_time, row_id_of
 from pipeline.report.values import gain, integer, number, text
 
 STATUS_RUNNING = "running"
@@ -65,7 +65,7 @@ def _order(record: Mapping[str, Any]) -> tuple[bool, int, str]:
 
 def _parent_of(record: Mapping[str, Any]) -> str:
     parent = text(record, "video" if kind_of(record) == KIND_SEGMENT else "image")
-    return parent or str(record.get("id", "")).split("#", 1)[0]
+    return parent or row_id_of(str(record.get("id", "")))
 
 
 def _in_progress(parent: str, parts: list[Mapping[str, Any]]) -> dict[str, Any]:

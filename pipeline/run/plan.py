@@ -15,7 +15,7 @@ from dip_engine.video import ChainConfig
 from pipeline.io import VideoOutput
 from pipeline.ledger import Ledger
 from pipeline.manifest import ManifestRow
-from pipeline.records import KIND_VIDEO, is_done
+from pipeline.records import KIND_VIDEO, is_done, row_id_of
 from pipeline.run.book import Book, PartedJob
 from pipeline.run.fingerprint import Fingerprint, fingerprint
 from pipeline.run.memory_budget import worker_budget_bytes
@@ -278,7 +278,7 @@ def current_records(
     kept: dict[str, dict[str, Any]] = {}
     changed: set[str] = set()
     for unit_id, record in records.items():
-        row_id = unit_id.split("#", 1)[0]
+        row_id = row_id_of(unit_id)
         current = fingerprints.get(row_id)
         if current is not None and current.outdates(record.get("fingerprint")):
             if is_done(record) and unit_id == row_id:

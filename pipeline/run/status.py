@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipeline.records import KIND_SEGMENT, KIND_TILES, PART_KINDS, STATUS_FAILED, is_done, parse_time
+from pipeline.records import KIND_SEGMENT, KIND_TILES, PART_KINDS, STATUS_FAILED, is_done, parse_time, row_id_of
 
 WINDOW = timedelta(hours=1)  # the recent window throughput is measured over
 STALL_AFTER = timedelta(minutes=10)  # no line for this long (or 3 × the slowest recent unit) looks stalled
@@ -146,15 +146,11 @@ def folder_status(
     )
 
 
-def _row_of(unit_id: str) -> str:
-    return unit_id.split("#", 1)[0]
-
-
 def _parts_by_row(records: Mapping[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     parts: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for unit_id, record in records.items():
         if "#" in unit_id or record.get("kind") in PART_KINDS:
-            parts[_row_of(unit_id)].append(record)
+            parts[row_id_of(unit_id)].append(record)
     return parts
 
 
